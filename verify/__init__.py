@@ -1,0 +1,4 @@
+"""Numeric side of dpo-verify: sampling, training and measuring in torch, against what `theory/` states."""
+import torch
+
+DEFAULT_DTYPE = torch.float64

@@ -1,0 +1,41 @@
+"""Turning `theory/` expressions into torch functions (the numeric side never retypes a formula)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import sympy as sp
+import torch
+
+from theory.losses import PreferenceLoss
+from theory.symbols import r
+
+
+def _torch_ready(expr: sp.Expr) -> sp.Expr:
+    # sympy's torch printer has no Max/Min and calls torch.heaviside with a Python number; Piecewise
+    # becomes torch.where, which it prints correctly.
+    return expr.replace(
+        lambda e: isinstance(e, (sp.Max, sp.Min, sp.Heaviside, sp.sign)), lambda e: e.rewrite(sp.Piecewise)
+    )
+
+
+def torch_function(expr: sp.Expr, *symbols: sp.Symbol) -> Callable[..., torch.Tensor]:
+    """lambdify `expr` for torch tensors; the result has the dtype and shape of the first argument."""
+    compiled = sp.lambdify(symbols, _torch_ready(expr), modules="torch")
+
+    def evaluate(*tensors: torch.Tensor) -> torch.Tensor:
+        out = compiled(*tensors)
+        like = tensors[0]
+        out = torch.as_tensor(out, device=like.device)
+        return out.to(like.dtype).expand_as(like) if out.shape != like.shape else out.to(like.dtype)
+
+    return evaluate
+
+
+def loss_function(loss: PreferenceLoss) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Per-sample f(r) from the symbolic loss."""
+    return torch_function(loss.f, r)
+
+
+def weight_function(loss: PreferenceLoss) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Per-sample weight -f'(r) from the symbolic loss (Lemma 4.1 / §7)."""
+    return torch_function(loss.weight, r)
