@@ -1,0 +1,62 @@
+"""The registry of the paper's claims. Each ties a statement in `theory/` to a numeric check in `verify/`."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from verify.verdicts import Verdict
+
+# Modules that register claims; imported on first use of the registry.
+_CLAIM_MODULES = ("verify.claims.single_token",)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A statement of the paper and the check that measures it.
+
+    `check(seed=..., **parameters)` returns a Verdict. `defaults` is the embedded default scale and
+    `quick` the overrides of the quick profile.
+    """
+
+    id: str
+    title: str
+    reference: str
+    assumptions: str
+    check: Callable[..., Verdict]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    quick: dict[str, Any] = field(default_factory=dict)
+
+    def parameters(self, quick: bool = False, **overrides) -> dict[str, Any]:
+        unknown = set(overrides) - set(self.defaults)
+        if unknown:
+            raise ValueError(
+                f"claim {self.id} has no parameter {sorted(unknown)[0]!r}; valid: {', '.join(sorted(self.defaults))}"
+            )
+        return {**self.defaults, **(self.quick if quick else {}), **overrides}
+
+    def run(self, quick: bool = False, seed: int = 0, **overrides) -> Verdict:
+        return self.check(seed=seed, **self.parameters(quick, **overrides))
+
+
+_REGISTRY: dict[str, Claim] = {}
+
+
+def register(claim: Claim) -> Claim:
+    if claim.id in _REGISTRY:
+        raise ValueError(f"claim {claim.id!r} is registered twice")
+    _REGISTRY[claim.id] = claim
+    return claim
+
+
+def all_claims() -> dict[str, Claim]:
+    for module in _CLAIM_MODULES:
+        importlib.import_module(module)
+    return dict(_REGISTRY)
+
+
+def get_claim(claim_id: str) -> Claim:
+    claims = all_claims()
+    if claim_id not in claims:
+        raise ValueError(f"unknown claim {claim_id!r}; known claims: {', '.join(claims)}")
+    return claims[claim_id]
