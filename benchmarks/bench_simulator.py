@@ -9,8 +9,9 @@ Measures, in one run:
    measured in the same run (STREAM convention: bytes read + bytes written per second), at N d = 1e8, float32;
 4. peak memory of a reduced step at N = 1e5, d = 4096, float32, in a fresh subprocess.
 
-A step time is (time of `steps2` steps - time of `steps1` steps) / (steps2 - steps1), best of `repeats`,
-so set-up and the final evaluation pass cancel.
+A step time is the best of a few repeats of a run of steps, after one warm-up step; the steps are
+built from the same functions the trainers call. The machine's load average is recorded: on a shared
+machine, other processes inflate every time and starve multi-threaded kernels.
 """
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from verify.data_model import DiverseValueDistribution, disjoint_tokens  # noqa: E402
-from verify.training import gradient_descent  # noqa: E402
+from theory.losses import DPO  # noqa: E402
+from verify.training import (FullVocabularyTrial, gradient_descent, segment_gradient, segment_margins,  # noqa: E402
+                             training_set, weight_function)
 
 
 def synchronize(device):
@@ -48,10 +51,29 @@ def best_time(fn, device, repeats=3) -> float:
     return min(times)
 
 
-def step_time(sample, steps1, steps2, device, repeats=3, **kwargs) -> float:
-    t1 = best_time(lambda: gradient_descent(sample, steps=steps1, record=[steps1], **kwargs), device, repeats)
-    t2 = best_time(lambda: gradient_descent(sample, steps=steps2, record=[steps2], **kwargs), device, repeats)
-    return max(t2 - t1, 1e-9) / (steps2 - steps1)
+def reduced_step(sample, beta, eta, loss=DPO):
+    """One reduced GD step (both passes and the update), as `gradient_descent` runs it."""
+    data = training_set(sample)
+    weight = weight_function(loss)
+    delta = torch.zeros(data.batch_size, len(data.rows), data.features.shape[2], dtype=data.features.dtype, device=data.features.device)
+    def step():
+        delta.sub_(eta * segment_gradient(data, weight(segment_margins(data, delta, beta)), beta))
+    return step
+
+
+def full_step(sample, W0, beta, eta, loss=DPO):
+    """One full-vocabulary GD step (log-softmax over V, autograd, update), as `gradient_descent(form="full")` runs it."""
+    data = training_set(sample)
+    trial = FullVocabularyTrial(data.features[0], data.chosen, data.rejected, W0, beta, loss)
+    W = W0.clone()
+    def step():
+        W.sub_(eta * trial.gradient(W)[0])
+    return step
+
+
+def step_time(step, device, steps, repeats=3) -> float:
+    step()  # warm-up
+    return best_time(lambda: [step() for _ in range(steps)], device, repeats) / steps
 
 
 def cpu_model() -> str:
@@ -72,6 +94,7 @@ def machine(device) -> list[str]:
         lines.append(f"- RAM: {int(mem.split()[1]) / 2**20:.1f} GiB")
     except (OSError, IndexError):
         pass
+    lines.append(f"- load average at the end of the run: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if torch.device(device).type == "cuda":
         lines.append(f"- GPU: {torch.cuda.get_device_name()}")
     lines.append(f"- device used: {device}")
@@ -89,8 +112,8 @@ def bench_vocabulary(device) -> list[dict]:
         reduced = gradient_descent(sample, steps=3, **kw)
         full = gradient_descent(sample, steps=3, form="full", **kw)
         agreement = float((reduced.train_margins - full.train_margins).abs().max())
-        t_reduced = step_time(sample, 2, 12, device, **kw)
-        t_full = step_time(sample, 1, 3, device, repeats=2, form="full", **kw)
+        t_reduced = step_time(reduced_step(sample, 0.01, 100.0), device, steps=50)
+        t_full = step_time(full_step(sample, W0, 0.01, 100.0), device, steps=1 if V > 2000 else 5, repeats=2)
         rows.append(dict(V=V, N=sample.size, d=dist.d, reduced_s=t_reduced, full_s=t_full, ratio=t_full / t_reduced,
                          target=V / 25, agreement=agreement))
         print(rows[-1], flush=True)
@@ -133,7 +156,7 @@ def bench_bandwidth(device) -> list[dict]:
         sample = dist.sample([0], Q=Q, device=device, dtype=torch.float32)
         nbytes = sample.features.numel() * 4
         bandwidth = copy_bandwidth(nbytes, device)
-        t = step_time(sample, 1, 4, device, beta=0.01, eta=1.0)
+        t = step_time(reduced_step(sample, 0.01, 1.0), device, steps=3)
         read_rate = 2 * nbytes / t
         out.append(dict(K=K, pairs=2 * K, N=sample.size, d=d, step_s=t, read_GBps=read_rate / 1e9,
                         copy_GBps=bandwidth / 1e9, fraction=read_rate / bandwidth, target=0.5))

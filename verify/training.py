@@ -26,6 +26,7 @@ W0 defaults to zeros; pass a (V, d) W0 to exercise the normaliser.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -42,7 +43,12 @@ from theory.symbols import beta as beta_symbol
 from theory.symbols import tau as tau_symbol
 from verify.data_model import ClusterSample
 from verify.model import PreferenceData
-from verify.symbolic import loss_function, weight_function
+from verify.symbolic import loss_function as _loss_function
+from verify.symbolic import weight_function as _weight_function
+
+# lambdify (and sympy's simplify inside PreferenceLoss.weight) costs ~0.1 s; do it once per loss.
+loss_function = functools.lru_cache(maxsize=64)(_loss_function)
+weight_function = functools.lru_cache(maxsize=64)(_weight_function)
 
 FORMS = ("reduced", "full")
 
@@ -261,7 +267,7 @@ def _record_steps(steps, record) -> list[int]:
     return recorded
 
 
-class _FullTrial:
+class FullVocabularyTrial:
     """One trial on the full vocabulary: log-softmax over V, autograd (the reference form)."""
 
     def __init__(self, features, chosen, rejected, W0, beta, loss):
@@ -284,7 +290,7 @@ class _FullTrial:
 
 
 def _full_trials(data: TrainingSet, W0, beta, loss):
-    return [_FullTrial(data.features[b], data.chosen, data.rejected, W0, beta, loss) for b in range(data.batch_size)]
+    return [FullVocabularyTrial(data.features[b], data.chosen, data.rejected, W0, beta, loss) for b in range(data.batch_size)]
 
 
 def _full_result(trainer, times, data, test, W0, Ws, train, beta) -> TrainingResult:
@@ -292,7 +298,7 @@ def _full_result(trainer, times, data, test, W0, Ws, train, beta) -> TrainingRes
     delta_rows = torch.stack([W[data.rows] - W0[data.rows] for W in Ws])
     test_margins = None
     if test is not None:
-        test_trials = [_FullTrial(test.features[b], test.chosen[b], test.rejected[b], W0, beta, DPO) for b in range(test.batch_size)]
+        test_trials = [FullVocabularyTrial(test.features[b], test.chosen[b], test.rejected[b], W0, beta, DPO) for b in range(test.batch_size)]
         test_margins = torch.stack([torch.stack([trial.margins(W) for W in path]) for trial, path in zip(test_trials, train["paths"])])
     return TrainingResult(trainer, "full", times, data.in_input_order(train["margins"]), test_margins, data.rows, delta_rows)
 
