@@ -109,3 +109,37 @@ def parse_loss_expression(text: str, name: str | None = None) -> PreferenceLoss:
     loss = PreferenceLoss(name or text, f)
     loss.weight  # raises if f has no usable derivative
     return loss
+
+
+# --- TRL's loss types -------------------------------------------------------------------------
+# TRL's DPOTrainer applies beta to the unscaled log-ratio difference h, while the paper's margin is
+# already r = beta * h. Each TRL loss is therefore rewritten with h = r / beta; only the loss types
+# that are a function of the margin alone belong to the GPO family.
+def trl_loss(loss_type: str, beta_value, label_smoothing=0) -> PreferenceLoss:
+    """TRL's per-sample loss for `loss_type` as f(r), with r the paper's margin (r = beta * h)."""
+    b, eps = sp.nsimplify(beta_value), sp.nsimplify(label_smoothing)
+    if not b > 0:
+        raise ValueError(f"beta must be > 0, got {beta_value}")
+    if not 0 <= eps < sp.Rational(1, 2):
+        raise ValueError(f"label_smoothing must be in [0, 1/2), got {label_smoothing}")
+    h = r / b
+    logsig = lambda x: sp.log(sigmoid(x))
+    if loss_type == "sigmoid":
+        f = -(1 - eps) * logsig(b * h) - eps * logsig(-b * h)
+    elif loss_type == "robust":
+        f = (-(1 - eps) * logsig(b * h) + eps * logsig(-b * h)) / (1 - 2 * eps)
+    elif loss_type == "exo_pair":
+        eps = eps if eps != 0 else sp.Rational(1, 1000)  # TRL replaces 0 by 1e-3
+        f = sigmoid(b * h) * (logsig(b * h) - sp.log(1 - eps)) + sigmoid(-b * h) * (logsig(-b * h) - sp.log(eps))
+    elif loss_type == "hinge":
+        f = sp.Max(0, 1 - b * h)
+    elif loss_type == "ipo":
+        f = (h - 1 / (2 * b)) ** 2
+    else:
+        raise ValueError(
+            f"TRL loss type {loss_type!r} is not a function of the margin alone; GPO types: {', '.join(TRL_GPO_LOSS_TYPES)}"
+        )
+    return PreferenceLoss(f"trl-{loss_type}", f)
+
+
+TRL_GPO_LOSS_TYPES = ("sigmoid", "robust", "exo_pair", "hinge", "ipo")
