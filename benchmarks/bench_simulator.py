@@ -201,11 +201,11 @@ def write_report(path: Path, device, vocab, batching, bandwidth, memory, seconds
              "## Machine", "", *machine(device), "",
              "## 1. Reduced vs full-vocabulary gradient-descent step (float64, K = 1, N = 1024, d = 512)", "",
              "Target: full / reduced >= V/25 at V = 32000. Max |margin difference| over 3 steps shows the forms agree.", "",
-             "| V | reduced step (s) | full step (s) | full / reduced | V/25 | max margin difference | verdict at V/25 |",
+             "| V | reduced step (s) | full step (s) | full / reduced | V/25 | max margin difference | verdict (target at V = 32000 only) |",
              "|---|---|---|---|---|---|---|"]
     for r in vocab:
         lines.append(f"| {r['V']} | {r['reduced_s']:.2e} | {r['full_s']:.2e} | {r['ratio']:.0f} | {r['target']:.2f} | "
-                     f"{r['agreement']:.1e} | {verdict(r['ratio'], r['target'])} |")
+                     f"{r['agreement']:.1e} | {verdict(r['ratio'], r['target']) if r['V'] == 32000 else 'no target at this V'} |")
     b = batching
     lines += ["", "## 2. Batched trials vs a Python loop over seeds", "",
               f"{b['trials']} trials, K = 2, Q = 8, d = 16, 200 GD steps, sampling included. Target: >= 10x.", "",

@@ -5,7 +5,8 @@ Every trainer runs in two forms:
 - ``form="reduced"``: exact. The margin is r_n = beta (dW[y_w] - dW[y_l]) . g_n (§1.3), and the gradient of
   L = (1/N) sum_n f(r_n) touches only the rows of tokens that occur, so the state is dW on those U rows,
   shape (B, U, d), and a step costs the same for any vocabulary size V. Samples with the same
-  (y_w, y_l) form contiguous segments; a step is two matrix-vector passes over the features:
+  (y_w, y_l) form contiguous segments; a step is two matrix-vector passes over the features (one batched
+  row-vector x matrix product over all segments when they have equal lengths, as every ClusterSample has):
   r = beta G_p (dW[a_p] - dW[b_p]) per segment p, then h_p = G_p^T w_p with w = -f'(r), scattered to
   rows a_p (+) and b_p (-). That is 4 N d flops and two reads of G: bandwidth-bound.
 - ``form="full"``: the reference. Logits W g over all V tokens, log-softmax, autograd, one trial at a time
@@ -144,19 +145,15 @@ def training_set(data: ClusterSample | PreferenceData) -> TrainingSet:
     return TrainingSet(features, chosen, rejected, rows, tuple(starts), tuple(stops), index[0], index[1], order)
 
 
-# Below this many elements per segment a single batched matmul beats a Python loop of matrix-vector calls;
-# above it, torch.mv streams at memory bandwidth where bmm with a 1-column operand does not.
-_SMALL_SEGMENT = 1 << 16
-
-
 def segment_margins(data: TrainingSet, delta_rows: torch.Tensor, beta: float) -> torch.Tensor:
     """Pass 1: r_n = beta g_n . (dW[y_w] - dW[y_l]) for all B trials, shape (B, N)."""
     D = delta_rows[:, data.winner] - delta_rows[:, data.loser]  # (B, P, d)
     B, N, d = data.features.shape
     L = data.segment_length
-    if L is not None and L * d <= _SMALL_SEGMENT:
+    if L is not None:
+        # (1 x d) @ (d x L) per segment: the row-vector form streams G; G_p @ D_p as (L x d) @ (d x 1) does not.
         G = data.features.reshape(B * len(data.starts), L, d)
-        return beta * torch.bmm(G, D.reshape(-1, d, 1)).reshape(B, N)
+        return beta * torch.bmm(D.reshape(-1, 1, d), G.transpose(1, 2)).reshape(B, N)
     r = torch.empty(B, N, dtype=data.features.dtype, device=data.features.device)
     for b in range(B):
         for p, (s, e) in enumerate(zip(data.starts, data.stops)):
@@ -169,7 +166,7 @@ def segment_gradient(data: TrainingSet, weights: torch.Tensor, beta: float) -> t
     B, N, d = data.features.shape
     P = len(data.starts)
     L = data.segment_length
-    if L is not None and L * d <= _SMALL_SEGMENT:
+    if L is not None:
         h = torch.bmm(weights.reshape(B * P, 1, L), data.features.reshape(B * P, L, d)).reshape(B, P, d)
     else:
         h = torch.empty(B, P, d, dtype=data.features.dtype, device=data.features.device)
