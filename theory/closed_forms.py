@@ -7,13 +7,15 @@ The weights sigma(-r) and 2(1 - r) come from `theory.losses`, not retyped.
 """
 from __future__ import annotations
 
+import functools
+
 import sympy as sp
 
 from theory.concentration import expected_gram_entries
 from theory.losses import DPO, IPO
 from theory.statements import DerivationResult
 from theory.symbols import K, N, Q, beta, r, t, tau
-from theory.training_guarantee import LOG3, THEOREM_4_2
+from theory.training_guarantee import THEOREM_4_2
 
 margin = sp.Function("r")
 
@@ -80,13 +82,18 @@ def margin_at_tau_1() -> sp.Expr:
 
 
 def symmetric_matrix(n: int, name: str = "m") -> sp.Matrix:
-    return sp.Matrix(n, n, lambda i, j: sp.Symbol(f"{name}_{min(i, j)}{max(i, j)}", real=True))
+    return sp.Matrix(n, n, lambda i, j: sp.Symbol(f"{name}_{min(i, j)}{max(i, j)}"))  # complex: more general, and faster to simplify
 
 
 def ipo_margins(M: sp.Matrix) -> sp.Matrix:
     """r(t) = (I - exp(-2 beta^2 M t/(N tau))) 1."""
+    return sp.Matrix(_ipo_margins(sp.ImmutableMatrix(M)))
+
+
+@functools.lru_cache(maxsize=16)
+def _ipo_margins(M: sp.ImmutableMatrix) -> sp.ImmutableMatrix:
     n = M.shape[0]
-    return (sp.eye(n) - (-2 * beta**2 * M * t / (N * tau)).exp()) * sp.ones(n, 1)
+    return sp.ImmutableMatrix((sp.eye(n) - (-2 * beta**2 * sp.Matrix(M) * t / (N * tau)).exp()) * sp.ones(n, 1))
 
 
 def ipo_ode_residual(M: sp.Matrix) -> sp.Matrix:
@@ -107,7 +114,3 @@ def derive_ipo_margins(M: sp.Matrix | None = None) -> DerivationResult:
         {}, ok, "r(t) = (I - exp(-2 beta^2 M t/(N tau))) 1 solves tau r' = (beta^2/N) M 2(1 - r), r(0) = 0"
         if ok else "mismatch",
     )
-
-
-# Re-exported for callers that evaluate r(tau_1) against Theorem 4.2's envelope.
-ENVELOPE_AT_TAU_1 = (LOG3 / 40, LOG3)

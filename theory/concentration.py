@@ -55,7 +55,7 @@ def expected_gram_entries() -> DerivationResult:
 LEMMA_C2 = Statement(
     name="Lemma C.2",
     reference="App. C, Def. C.1 and Lemma C.2; SPEC §2.7",
-    assumptions={"delta >= 0": sp.Ge(delta, 0), "delta < 1/2 (Def. C.1)": sp.Lt(delta, sp.Rational(1, 2))},
+    assumptions={"delta >= 0": sp.Ge(delta, 0, evaluate=False), "delta < 1/2 (Def. C.1)": sp.Lt(delta, sp.Rational(1, 2))},
     conclusions={
         "inner_product_bound": delta,
         "sine_of_worst_angle": sp.sqrt(delta**2 / 4 - delta**4 / 64),
@@ -86,7 +86,7 @@ LEMMA_C3 = Statement(
     assumptions={
         "delta <= eps v / 8": sp.Le(delta, epsilon * v / 8),
         "delta <= 1/4": sp.Le(delta, sp.Rational(1, 4)),
-        "delta >= 0": sp.Ge(delta, 0),
+        "delta >= 0": sp.Ge(delta, 0, evaluate=False),
         "l_b <= 1/2": sp.Le(l_b, sp.Rational(1, 2)),
     },
     conclusions={

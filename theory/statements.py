@@ -121,6 +121,11 @@ class Statement:
     notes: tuple[str, ...] = ()
     extra_symbols: dict[str, sp.Symbol] = field(default_factory=dict)
 
+    def __post_init__(self):
+        for name, rel in self.assumptions.items():
+            if not isinstance(rel, sp.core.relational.Relational):
+                raise TypeError(f"{self.name}: assumption {name!r} is {rel!r}, not a relation (use evaluate=False)")
+
     def _subs(self, values: Mapping[str, Any]) -> dict[sp.Symbol, sp.Expr]:
         return parameter_values(values, self.extra_symbols)
 

@@ -93,7 +93,7 @@ THEOREM_C5 = Statement(
     assumptions={**APPENDIX_CONDITIONS,
                  "delta <= eps v / 8": sp.Le(delta, epsilon * v / 8),
                  "delta <= 1/4": sp.Le(delta, sp.Rational(1, 4)),
-                 "delta >= 0": sp.Ge(delta, 0)},
+                 "delta >= 0": sp.Ge(delta, 0, evaluate=False)},
     conclusions={
         "r_L": beta**2 * t / (16 * K * tau),
         "r_U": THEOREM_4_2.conclusions["r_U"],
@@ -208,8 +208,9 @@ def main_text_probability_from_b3() -> DerivationResult:
          "largest Q with B.3 failure > main-text failure (c = 1)": cross},
         holds,
         ("follows, but not as the Remark suggests: the substitution gives 36KQ^2(e^{-Q/144} + e^{-32cQ/3}) "
-         "(exponential in Q); it is <= 8KQ^{9/4}e^{-min(c sqrt Q/5, Q^{3/4}/256)} only for Q >= 6561, and below "
-         "6561 the main-text probability is negative (vacuous), so the implication holds for every c > 0 and K")
+         "(exponential in Q). Term by term it is <= 8KQ^{9/4}e^{-min(c sqrt Q/5, Q^{3/4}/256)} for Q >= 6561 "
+         f"(36 <= 4Q^{{1/4}}); below 6561 the main-text probability is negative, so the implication holds for "
+         f"every c > 0 and K. At c = 1 B.3's failure is the smaller one already for Q > {mpmath.nstr(cross, 6)}")
         if holds else "does not follow",
     )
 
