@@ -145,12 +145,18 @@ def training_set(data: ClusterSample | PreferenceData) -> TrainingSet:
     return TrainingSet(features, chosen, rejected, rows, tuple(starts), tuple(stops), index[0], index[1], order)
 
 
+def _batched_segments(data: TrainingSet) -> bool:
+    # bmm parallelises over its batch, torch.mv inside one product: with fewer segments than threads the
+    # mv loop keeps every core streaming.
+    return data.segment_length is not None and data.batch_size * len(data.starts) >= torch.get_num_threads()
+
+
 def segment_margins(data: TrainingSet, delta_rows: torch.Tensor, beta: float) -> torch.Tensor:
     """Pass 1: r_n = beta g_n . (dW[y_w] - dW[y_l]) for all B trials, shape (B, N)."""
     D = delta_rows[:, data.winner] - delta_rows[:, data.loser]  # (B, P, d)
     B, N, d = data.features.shape
     L = data.segment_length
-    if L is not None:
+    if _batched_segments(data):
         # (1 x d) @ (d x L) per segment: the row-vector form streams G; G_p @ D_p as (L x d) @ (d x 1) does not.
         G = data.features.reshape(B * len(data.starts), L, d)
         return beta * torch.bmm(D.reshape(-1, 1, d), G.transpose(1, 2)).reshape(B, N)
@@ -166,7 +172,7 @@ def segment_gradient(data: TrainingSet, weights: torch.Tensor, beta: float) -> t
     B, N, d = data.features.shape
     P = len(data.starts)
     L = data.segment_length
-    if L is not None:
+    if _batched_segments(data):
         h = torch.bmm(weights.reshape(B * P, 1, L), data.features.reshape(B * P, L, d)).reshape(B, P, d)
     else:
         h = torch.empty(B, P, d, dtype=data.features.dtype, device=data.features.device)
