@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import sympy as sp
 import torch
 
@@ -13,9 +14,11 @@ from theory.symbols import r
 def _torch_ready(expr: sp.Expr) -> sp.Expr:
     # sympy's torch printer has no Max/Min and calls torch.heaviside with a Python number; Piecewise
     # becomes torch.where, which it prints correctly.
-    return expr.replace(
+    expr = expr.replace(
         lambda e: isinstance(e, (sp.Max, sp.Min, sp.Heaviside, sp.sign)), lambda e: e.rewrite(sp.Piecewise)
     )
+    # Constant calls such as log(999) would reach torch.log with a Python int.
+    return expr.xreplace({call: sp.Float(call.evalf(20), 20) for call in expr.atoms(sp.Function) if call.is_number})
 
 
 def torch_function(expr: sp.Expr, *symbols: sp.Symbol) -> Callable[..., torch.Tensor]:
@@ -39,3 +42,9 @@ def loss_function(loss: PreferenceLoss) -> Callable[[torch.Tensor], torch.Tensor
 def weight_function(loss: PreferenceLoss) -> Callable[[torch.Tensor], torch.Tensor]:
     """Per-sample weight -f'(r) from the symbolic loss (Lemma 4.1 / §7)."""
     return torch_function(loss.weight, r)
+
+
+def numpy_function(expr: sp.Expr, *symbols: sp.Symbol):
+    """lambdify for numpy/scipy: for closed forms torch cannot print (Lambert W -> scipy.special.lambertw)."""
+    compiled = sp.lambdify(symbols, expr, modules=["scipy", "numpy"])
+    return lambda *arrays: np.real_if_close(compiled(*arrays))
