@@ -145,6 +145,8 @@ def causal_lm_features(
     """
     ids = tuple(int(a) for a in answer_ids) if answer_ids is not None else answer_token_ids(tokenizer, answers)
     head = _output_embedding(model)
+    if tokenizer.pad_token is None:
+        batch_size = 1  # nothing to pad with (e.g. Llama tokenizers): one prompt at a time needs no padding
     features, logprobs = [], []
     model.eval()
     for start in range(0, len(prompts), batch_size):
@@ -154,12 +156,12 @@ def causal_lm_features(
         # Index of each prompt's last real token, whichever side the tokenizer pads on.
         positions = torch.arange(mask.shape[1]).expand_as(mask)
         last = torch.where(mask.bool(), positions, torch.full_like(positions, -1)).max(dim=1).values
+        rows = torch.arange(len(batch))
         with torch.inference_mode():
             out = model(input_ids=enc["input_ids"], attention_mask=mask, output_hidden_states=True)
-        rows = torch.arange(len(batch))
-        g = out.hidden_states[-1][rows, last]
-        logits = out.logits[rows, last]
-        rebuilt = head(g)
+            g = out.hidden_states[-1][rows, last]
+            logits = out.logits[rows, last]
+            rebuilt = head(g)
         scale = logits.abs().max().clamp_min(1e-12)
         if float((rebuilt - logits).abs().max() / scale) > check_tolerance:
             raise ValueError(

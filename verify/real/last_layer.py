@@ -21,13 +21,22 @@ from scipy import stats
 from theory.losses import DPO
 from verify.data_model import ClusterSample
 from verify.model import PreferenceData
-from verify.training import adam, zero_one_risk
+from verify.training import adam, gradient_descent, tau_1, zero_one_risk
 
 YES, NO = 0, 1
 PAPER_BETA = 0.01
 PAPER_LR = 1e-3
 PAPER_STEPS = 100
 TEST_FRACTION = 0.1
+OPTIMIZERS = ("adam", "gradient_descent")
+
+
+def theory_step_size(beta: float = PAPER_BETA, steps: int = PAPER_STEPS) -> float:
+    """eta with which `steps` gradient-descent steps reach Theorem 4.2's tau_1 for K = 1 (tau = 1/eta, §1.6).
+
+    Used for every K, so the comparison across K is at equal time, where the theory predicts margins ~ 1/K.
+    """
+    return tau_1(1, beta, 1.0) / steps
 
 
 @dataclass(frozen=True)
@@ -95,8 +104,14 @@ class LastLayerRun:
 
 
 def train_value_set(data: ValueSetData, seed: int, W0: torch.Tensor, beta: float = PAPER_BETA, lr: float = PAPER_LR,
-                    steps: int = PAPER_STEPS) -> LastLayerRun:
-    """Adam on the two answer rows of W from W0; train and test margins at every step."""
+                    steps: int = PAPER_STEPS, optimizer: str = "adam") -> LastLayerRun:
+    """Train the two answer rows of W from W0; train and test margins at every step.
+
+    optimizer "adam": the paper's full-batch Adam with learning rate `lr`; "gradient_descent": the theory's
+    dynamics (§1.6), full-batch gradient descent with step size `lr` (see `theory_step_size`).
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     train_idx, test_idx = split(len(data.features), seed)
     G = torch.as_tensor(data.features, dtype=torch.float64)
     yw = torch.as_tensor(data.chosen(), dtype=torch.long)
@@ -105,7 +120,17 @@ def train_value_set(data: ValueSetData, seed: int, W0: torch.Tensor, beta: float
     tr, te = torch.as_tensor(train_idx), torch.as_tensor(test_idx)
     train = PreferenceData(G[tr], yw[tr], yl[tr])
     test = _as_test_sample(G[te], yw[te], yl[te], cluster[te])
-    result = adam(train, beta=beta, steps=steps, loss=DPO, lr=lr, test=test, form="reduced", W0=W0.to(G))
+    # The problem is a few thousand x 384 doubles; one thread avoids the oversubscription that made the trainer's
+    # small batched matmuls ~50x slower on a busy 2-core machine. The thread count changes results at most by rounding.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if optimizer == "adam":
+            result = adam(train, beta=beta, steps=steps, loss=DPO, lr=lr, test=test, form="reduced", W0=W0.to(G))
+        else:
+            result = gradient_descent(train, beta, lr, steps, DPO, test=test, form="reduced", W0=W0.to(G))
+    finally:
+        torch.set_num_threads(threads)
     r_train, r_test = result.train_margins[0], result.test_margins[0]  # (T, n)
     final_test = r_test[-1]
     risk = zero_one_risk(final_test[None])
