@@ -42,6 +42,7 @@ from theory.losses import DPO, PreferenceLoss
 from theory.symbols import K as K_symbol
 from theory.symbols import beta as beta_symbol
 from theory.symbols import tau as tau_symbol
+from theory.training_guarantee import THEOREM_4_2
 from verify.data_model import ClusterSample
 from verify.model import PreferenceData
 from verify.symbolic import loss_function as _loss_function
@@ -53,10 +54,8 @@ weight_function = functools.lru_cache(maxsize=64)(_weight_function)
 
 FORMS = ("reduced", "full")
 
-# Theorem 4.2's horizon as printed inline in the paper (SPEC §2.2, [V]). theory/ had no Theorem 4.2 object
-# when this module was written; this is the same expression in the same symbols, so swapping in that
-# object's tau_1 is a one-line change.
-TAU_1 = K_symbol * tau_symbol * sp.log(3) / (5 * beta_symbol**2)
+# Theorem 4.2's horizon, tau_1 = K tau log 3 / (5 beta^2), from the statement object in theory/ (SPEC §2.2).
+TAU_1 = THEOREM_4_2.conclusions["tau_1"]
 _tau_1 = sp.lambdify((K_symbol, beta_symbol, tau_symbol), TAU_1, modules="math")
 
 
