@@ -43,6 +43,8 @@ class Verdict:
     measured: float | None = None
     bound: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # measured / bound ratios (point 5 of issue 5): name -> float, inside and just outside the assumptions
+    tightness: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failure_rate_upper(self) -> float | None:

@@ -8,7 +8,9 @@ from typing import Any, Callable
 from verify.verdicts import Verdict
 
 # Modules that register claims; imported on first use of the registry.
-_CLAIM_MODULES = ("verify.claims.single_token",)
+_CLAIM_MODULES = ("verify.claims.single_token", "verify.claims.training_guarantee",
+                  "verify.claims.generalization", "verify.claims.concentration",
+                  "verify.claims.scaling", "verify.claims.failure_mode")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,107 @@
+"""Claims lemma-b.1 (Gram entries concentrate, Eqs. 9-13) and lemma-c.2 (approximately orthogonal concepts).
+
+lemma-b.1: the event of Eqs. (9)-(13) with half-width 2 eps v (from `theory.concentration.LEMMA_B1`) is
+measured with `verify.data_model.concentration_events`; its failure frequency is compared with
+1 - P (P the printed probability, which depends on the unspecified Bernstein constant c).
+lemma-c.2: |<c_i1, c_i2>| <= delta, a deterministic bound: checked on the data model's concept vectors and
+on the worst-case construction (c_1 tilted toward e_{c_2} and c_2 toward e_{c_1}), with a round-off tolerance.
+"""
+from __future__ import annotations
+
+import math
+
+import sympy as sp
+import torch
+
+from theory.concentration import LEMMA_B1, LEMMA_C2, derive_lemma_c2, expected_gram_entries
+from verify.claims import Claim, register
+from verify.claims.common import FLOAT_EPS, assumption_report, conclusion, decide, seeds_for, token_layout
+from verify.data_model import DiverseValueDistribution, concentration_events, gram_statistics
+from theory.symbols import delta as delta_sym
+
+
+def check_lemma_b1(seed: int, K: int, Q: int, d: int, v: float, l_b: float, epsilon: float, tokens: str, trials: int,
+                   c: float, l_b_outside: float) -> object:
+    parameters = dict(K=K, Q=Q, d=d, v=v, l_b=l_b, epsilon=epsilon, tokens=tokens, trials=trials, c=c,
+                      l_b_outside=l_b_outside)
+    layout = token_layout(tokens, K)
+    seeds = seeds_for(seed, trials)
+    dist = DiverseValueDistribution(K, d, v, l_b, tokens=layout)
+    Z = dist.Z_pairs
+    values = dict(K=K, Q=Q, d=d, Z=Z, v=v, l_b=l_b, epsilon=epsilon, c=c)
+    unmet = assumption_report(LEMMA_B1, l_b=l_b)
+    probability = conclusion(LEMMA_B1, "success_probability", **values)
+    half_width = conclusion(LEMMA_B1, "half_width", **values)
+    sample = dist.sample(seeds, Q)
+    stats = gram_statistics(sample)
+    events = concentration_events(sample, epsilon, half_width)
+    failed = ~events["all"]
+    failures = int(failed.sum())
+    first = seeds[int(failed.nonzero()[0])] if failures else None
+    worst = {k: float(x.max()) for k, x in stats.items()}
+    tightness = {f"{k} max deviation / (2 eps v)": x / half_width for k, x in worst.items()}
+    # the epsilon the sample actually needed: max deviation / (2 v)
+    details = {"max deviations": worst, "half width 2 eps v": half_width, "Z used": Z,
+               "smallest eps that covers every trial": max(worst.values()) / (2 * v) if v else float("nan"),
+               "centres re-derived": expected_gram_entries().verdict}
+    if l_b_outside and l_b_outside != l_b:
+        outside = gram_statistics(DiverseValueDistribution(K, d, v, l_b_outside, tokens=layout).sample(seeds, Q))
+        tightness.update({f"l_b={l_b_outside:g}: {k} / (2 eps v)": float(x.max()) / half_width for k, x in outside.items()})
+        details["outside assumptions"] = {"l_b": l_b_outside, "unmet": assumption_report(LEMMA_B1, l_b=l_b_outside)}
+    summary = (f"Eqs. (9)-(13) within 2 eps v = {half_width:.3g}: largest deviation {max(worst.values()):.3g} "
+               f"(P >= {probability:.3g} at c = {c:g})")
+    return decide("lemma-b.1", parameters, seed, unmet=unmet, probability=probability, failures=failures,
+                  trials=trials, first_failure=first, measured=max(worst.values()), bound=half_width, summary=summary,
+                  details=details, tightness=tightness)
+
+
+def worst_case_inner_product(delta: float, d: int = 4) -> float:
+    """<c_1, c_2> for c_1 = cos e_1 + sin e_2, c_2 = cos e_2 + sin e_1 (cos = 1 - delta^2/8): the largest
+    inner product Def. C.1 allows, 2 cos sin."""
+    cos = 1 - delta**2 / 8
+    sin = math.sqrt(max(0.0, 1 - cos**2))
+    c = torch.zeros(2, d, dtype=torch.float64)
+    c[0, 0], c[0, 1], c[1, 1], c[1, 0] = cos, sin, cos, sin
+    return float(c[0] @ c[1])
+
+
+def check_lemma_c2(seed: int, K: int, d: int, delta: float, trials: int, delta_outside: float):
+    parameters = dict(K=K, d=d, delta=delta, trials=trials, delta_outside=delta_outside)
+    unmet = assumption_report(LEMMA_C2, delta=delta)
+    bound = conclusion(LEMMA_C2, "inner_product_bound", delta=delta)
+    seeds = seeds_for(seed, trials)
+    tolerance = 4 * d * FLOAT_EPS  # round-off of a d-term dot product of unit vectors, and of the normalisation
+    largest, failures, first = 0.0, 0, None
+    if delta < 0.5:  # the data model implements Def. C.1 only for delta < 1/2
+        c = DiverseValueDistribution(K, d, 0.0, 0.25, delta=delta).concept_vectors(seeds)
+        gram = (c @ c.transpose(1, 2)).abs() - torch.eye(K, dtype=c.dtype)
+        per_trial = gram.flatten(1).amax(1)
+        failed = per_trial > bound + tolerance
+        largest, failures = float(per_trial.max()), int(failed.sum())
+        first = seeds[int(failed.nonzero()[0])] if failures else None
+    adversarial = worst_case_inner_product(delta, d)
+    symbolic = derive_lemma_c2()
+    tightness = {"random tilts: max |<c_i, c_j>| / delta": largest / bound if bound else float("nan"),
+                 "worst case 2 cos sin / delta": adversarial / bound if bound else float("nan")}
+    if delta_outside:
+        tightness[f"delta={delta_outside:g}: worst case / delta"] = worst_case_inner_product(delta_outside, d) / delta_outside
+    adversarial_fails = adversarial > bound + tolerance
+    summary = (f"max |<c_i1, c_i2>| = {largest:.3g} over {trials} draws of K = {K} tilted concepts, worst-case "
+               f"construction {adversarial:.6g}, vs delta = {bound:.6g}")
+    details = {"tolerance": tolerance, "worst case": adversarial, "symbolic": symbolic.verdict}
+    return decide("lemma-c.2", parameters, seed, unmet=unmet, probability=None,
+                  failures=failures + int(adversarial_fails), trials=trials + 1, first_failure=first,
+                  measured=max(largest, adversarial), bound=bound, summary=summary, details=details,
+                  tightness=tightness, discrepancies=[] if symbolic.holds else [f"Lemma C.2 derivation: {symbolic.verdict}"])
+
+
+register(Claim(
+    "lemma-b.1", "Gram entries concentrate within 2 eps v (Eqs. 9-13)", "App. B, Lemma B.1, Eqs. (9)-(13)",
+    "l_b <= 1/2; probability 1 - (8Z+4)KQ^2 (e^{-eps^2/16} + e^{-(c eps/v) min(1, eps/(d v))})",
+    check_lemma_b1,
+    dict(K=4, Q=60, d=16, v=0.01, l_b=0.25, epsilon=16.0, tokens="chain", trials=32, c=1.0, l_b_outside=0.75),
+    dict(K=2, Q=20, d=6, trials=8, epsilon=14.0)))
+register(Claim(
+    "lemma-c.2", "delta-approximately orthogonal concepts: |<c_i1, c_i2>| <= delta", "App. C, Def. C.1, Lemma C.2",
+    "0 <= delta < 1/2", check_lemma_c2, dict(K=8, d=12, delta=0.3, trials=64, delta_outside=0.9),
+    dict(K=4, d=6, trials=8)))

@@ -1,0 +1,121 @@
+"""Claims theorem-4.3, theorem-b.4, theorem-c.6: the population 0-1 risk of the implicit reward model at tau_1.
+
+The risk of each trained trial is estimated on an independent test set from P (Def. 3.1: r <= 0 is an
+error). A trial exceeds the bound when its error count is significantly above bound x n (one-sided binomial
+test, Bonferroni over trials); the statement allows a fraction 1 - P of trials to exceed it (common.py).
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from theory.generalization import THEOREM_4_3, THEOREM_B4, THEOREM_C6, refined_exponent_after_remark
+from theory.statements import Statement
+from theory.training_guarantee import THEOREM_4_2, THEOREM_B3, THEOREM_C5
+from verify.claims import Claim, register
+from verify.claims.common import (assumption_report, conclusion, decide, envelope_functions, exceeds_rate, seeds_for,
+                                  token_layout)
+from verify.claims.training_guarantee import resolve_noise
+from verify.data_model import DiverseValueDistribution
+from verify.training import clopper_pearson, gradient_flow
+
+# Each risk statement is about the model at the tau_1 of its training statement.
+_TRAINING = {THEOREM_4_3.name: THEOREM_4_2, THEOREM_B4.name: THEOREM_B3, THEOREM_C6.name: THEOREM_C5}
+
+
+@functools.lru_cache(maxsize=None)
+def _derivations(name: str) -> tuple[tuple[str, bool | None, str], ...]:
+    if name != THEOREM_4_3.name:
+        return ()
+    # The Remark: B.4 with v = 1/(32 sqrt Q) must give e^{-Q/45}; with B.4's own v <= 1/(4 sqrt Q) it cannot
+    # (reported, not a discrepancy of 4.3: the Remark substitutes 1/32).
+    results = [refined_exponent_after_remark(32), refined_exponent_after_remark(4)]
+    return tuple((r.claim, r.holds if r is results[0] else None, r.verdict) for r in results)
+
+
+def test_risk(dist, Q, seeds, beta, tau, horizon, test_size):
+    """Errors per trial on `test_size` fresh draws after gradient flow to `horizon`."""
+    sample = dist.sample(seeds, Q)
+    test = dist.test_set(seeds, test_size)
+    result = gradient_flow(sample, beta, tau, [0.0, horizon], test=test)
+    margins = result.test_margins[:, -1]
+    return (margins <= 0).sum(1).tolist(), float(margins.abs().min())
+
+
+def check_generalization(statement: Statement, claim: str, seed: int, K: int, Q: int, d: int, v, l_b: float,
+                         beta: float, tau: float, tokens: str, trials: int, test_size: int, c: float, v_outside: float,
+                         epsilon=None, delta=None, Z_reading: str = "pairs"):
+    parameters = dict(K=K, Q=Q, d=d, v=v, l_b=l_b, beta=beta, tau=tau, tokens=tokens, trials=trials,
+                      test_size=test_size, c=c, v_outside=v_outside, epsilon=epsilon, delta=delta, Z_reading=Z_reading)
+    layout = token_layout(tokens, K)
+    probe = DiverseValueDistribution(K, d, 0.0, l_b, tokens=layout)
+    Z = probe.Z_pairs if Z_reading == "pairs" else probe.Z_clusters
+    uses_delta = "delta <= 1/4" in statement.assumptions
+    v, epsilon, delta = resolve_noise(statement, Q, Z, v, epsilon, delta if uses_delta else 0.0)
+    delta = delta if uses_delta else 0.0
+    parameters.update(v=v, epsilon=epsilon, delta=delta)
+    values = dict(K=K, Q=Q, d=d, Z=Z, v=v, l_b=l_b, c=c, delta=delta, epsilon=epsilon if epsilon else 1)
+    needed = {s.name for rel in statement.assumptions.values() for s in rel.free_symbols}
+    unmet = assumption_report(statement, **{k: x for k, x in values.items() if k in needed})
+    bound = conclusion(statement, "risk_bound", **values)
+    probability = conclusion(statement, "success_probability", **values)
+    horizon = envelope_functions(_TRAINING[statement.name])[2](K, beta, tau)
+
+    seeds = seeds_for(seed, trials)
+    dist = DiverseValueDistribution(K, d, v, l_b, delta=delta, tokens=layout)
+    errors, closest = test_risk(dist, Q, seeds, beta, tau, horizon, test_size)
+    exceed = exceeds_rate(errors, test_size, bound, trials)
+    failures = sum(exceed)
+    first = seeds[exceed.index(True)] if failures else None
+    total = trials * test_size
+    rate = sum(errors) / total
+    lower, upper = (float(x) for x in clopper_pearson(sum(errors), total))
+    tightness = {"risk / bound": rate / bound, "risk 95% CP upper / bound": upper / bound}
+    details = {"errors per trial": errors, "test size per trial": test_size, "risk": rate, "risk CP interval": (lower, upper),
+               "risk bound": bound, "tau_1": horizon, "smallest |test margin|": closest, "Z used": Z}
+    if v_outside and v_outside != v:
+        out_errors, _ = test_risk(DiverseValueDistribution(K, d, v_outside, l_b, delta=delta, tokens=layout),
+                                  Q, seeds, beta, tau, horizon, test_size)
+        out_rate = sum(out_errors) / total
+        out_upper = float(clopper_pearson(sum(out_errors), total)[1])
+        # the bound evaluated at the outside point (eps re-resolved to 1/(16 v (Z+2)) there)
+        _, out_eps, _ = resolve_noise(statement, Q, Z, v_outside, None, 0.0)
+        out_bound = conclusion(statement, "risk_bound", **{**values, "v": v_outside, "epsilon": out_eps})
+        tightness.update({f"v={v_outside:g}: risk / bound there": out_rate / out_bound,
+                          f"v={v_outside:g}: risk 95% CP upper / bound there": out_upper / out_bound})
+        details.setdefault("outside bound", out_bound)
+        details["outside assumptions"] = {"v": v_outside, "risk": out_rate, "risk CP upper": out_upper,
+                                          "unmet": assumption_report(statement, **{k: x for k, x in {**values, "v": v_outside}.items() if k in needed})}
+    derivations = _derivations(statement.name)
+    details["derivations"] = [f"{name}: {verdict}" for name, _, verdict in derivations]
+    discrepancies = [f"{name}: {verdict}" for name, holds, verdict in derivations if holds is False]
+    summary = (f"risk at tau_1 {rate:.3g} (95% CP upper {upper:.3g}, {sum(errors)}/{total} test errors) vs bound "
+               f"{bound:.3g}; {failures}/{trials} trials significantly above the bound")
+    return decide(claim, parameters, seed, unmet=unmet, probability=probability, failures=failures, trials=trials,
+                  first_failure=first, measured=upper, bound=bound, summary=summary, details=details,
+                  tightness=tightness, discrepancies=discrepancies, vacuous_bound=bound >= 1)
+
+
+_COMMON = dict(beta=0.01, tau=1.0, c=1.0, Z_reading="pairs")
+
+register(Claim(
+    "theorem-4.3", "Generalization error R(P) <= 2KQ^2 e^{-Q/45} at tau_1", "§4.2, Theorem 4.3",
+    "Theorem 4.2's conditions and Q >= 40; probability as Theorem 4.2",
+    functools.partial(check_generalization, THEOREM_4_3, "theorem-4.3"),
+    # the paper's own point (K = 10, Q = 880, beta = 0.01, l_b = 1/4), small d (d <= 5Q holds)
+    dict(K=10, Q=880, d=12, v=None, l_b=0.25, tokens="chain", trials=4, test_size=20000, v_outside=0.3, **_COMMON),
+    dict(K=2, Q=40, d=4, trials=3, test_size=2000)))
+register(Claim(
+    "theorem-b.4", "Refined generalization bound 2KQ^2 exp(-eps^2/(2(1 + l_b^2 + d v^2 + 2 eps v))))",
+    "App. B, Theorem B.4", "Theorem B.3's conditions",
+    functools.partial(check_generalization, THEOREM_B4, "theorem-b.4"),
+    dict(K=4, Q=100, d=8, v=5e-4, l_b=0.25, tokens="chain", trials=8, test_size=10000, v_outside=0.3, epsilon=None, **_COMMON),
+    dict(K=2, Q=40, d=4, trials=3, test_size=2000)))
+register(Claim(
+    "theorem-c.6", "Generalization for delta-approximately orthogonal clusters", "App. C, Theorem C.6",
+    "Theorem C.5's conditions",
+    functools.partial(check_generalization, THEOREM_C6, "theorem-c.6"),
+    dict(K=4, Q=100, d=8, v=5e-4, l_b=0.25, tokens="chain", trials=8, test_size=10000, v_outside=0.3, epsilon=None,
+         delta=None, **_COMMON),
+    dict(K=2, Q=40, d=4, trials=3, test_size=2000)))

@@ -1,0 +1,145 @@
+"""Claims theorem-4.2, theorem-b.3, theorem-c.5: the margin envelope r_L(t) <= r_j(t) <= r_U(t) up to tau_1.
+
+One check serves the three statements (SPEC §2.2, §2.6, §2.7); each brings its own assumptions, envelope
+and success probability from `theory.training_guarantee`. The dynamics are the exact gradient flow of
+`verify.training` on samples of `verify.data_model`, batched over seeds.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import sympy as sp
+import torch
+
+from theory.statements import Statement
+from theory.symbols import Z as Z_sym, v as v_sym, epsilon as eps_sym
+from theory.training_guarantee import (THEOREM_4_2, THEOREM_B3, THEOREM_C5, envelope_at_tau_1,
+                                       envelope_slopes_from_lemma_b2, main_text_probability_from_b3)
+from verify.claims import Claim, register
+from verify.claims.common import (assumption_report, conclusion, decide, envelope_functions, flow_with_error,
+                                  initial_slopes, seeds_for, token_layout, v_boundary)
+from verify.data_model import DiverseValueDistribution
+
+
+def float_at_most(expr) -> float:
+    """The largest float <= an exact number, so a boundary value passes the exact assumption check."""
+    x = float(sp.N(expr, 30))
+    return math.nextafter(x, -math.inf) if sp.Rational(x) > expr else x
+
+
+def resolve_noise(statement: Statement, Q: int, Z: int, v, epsilon, delta) -> tuple[float, float | None, float]:
+    """v (None: the statement's boundary), epsilon (None: 1/(16 v (Z+2)), the largest allowed) and delta
+    (None: the largest Def. C.1/Thm C.5 allow), as floats at or inside the boundaries."""
+    v = float_at_most(v_boundary(statement, Q)) if v is None else float(v)
+    if epsilon is None and v > 0:
+        epsilon = float_at_most(1 / (16 * sp.Rational(v) * (Z + 2)))
+    if delta is None:
+        delta = float_at_most(sp.Min(sp.Rational(epsilon) * sp.Rational(v) / 8, sp.Rational(1, 4))) if epsilon else 0.0
+    return v, epsilon, delta
+
+
+@functools.lru_cache(maxsize=None)
+def derivation_checks(statement_name: str) -> tuple[tuple[str, bool | None, str], ...]:
+    """The symbolic re-derivations behind a training statement (theory/training_guarantee.py item 2)."""
+    statement = {s.name: s for s in (THEOREM_4_2, THEOREM_B3, THEOREM_C5)}[statement_name]
+    results = [envelope_at_tau_1(statement)]
+    if statement is THEOREM_4_2:
+        results += [envelope_slopes_from_lemma_b2(32), main_text_probability_from_b3()]
+    elif statement is THEOREM_B3:
+        results.append(envelope_slopes_from_lemma_b2(4))  # B.3's own condition v <= 1/(4 sqrt Q)
+    return tuple((r.claim, r.holds, r.verdict) for r in results)
+
+
+def _envelope_run(dist, Q, seeds, beta, tau, statement, grid):
+    """Flow to tau_1; per trial: inside the envelope? plus slopes and end margins."""
+    r_L, r_U, tau_1, slope_L, slope_U = envelope_functions(statement)
+    K = dist.K
+    horizon = tau_1(K, beta, tau)
+    times = torch.linspace(0.0, horizon, grid, dtype=torch.float64)
+    sample = dist.sample(seeds, Q)
+    result, error = flow_with_error(sample, beta, tau, times)
+    margins = result.train_margins  # (B, T, N)
+    lower = torch.tensor([r_L(K, beta, tau, float(s)) for s in times], dtype=torch.float64)[None, :, None]
+    upper = torch.tensor([r_U(K, beta, tau, float(s)) for s in times], dtype=torch.float64)[None, :, None]
+    outside = ((margins < lower - error) | (margins > upper + error)).flatten(1).any(1)
+    slopes = initial_slopes(sample, beta, tau)
+    end = margins[:, -1]
+    return dict(outside=outside, error=error, horizon=horizon, end_min=float(end.min()), end_max=float(end.max()),
+                end_L=r_L(K, beta, tau, horizon), end_U=r_U(K, beta, tau, horizon),
+                slope_min=float(slopes.min()), slope_max=float(slopes.max()),
+                slope_L=slope_L(K, beta, tau), slope_U=slope_U(K, beta, tau))
+
+
+def _ratios(run: dict, prefix: str = "") -> dict[str, float]:
+    return {f"{prefix}min slope / printed lower slope": run["slope_min"] / run["slope_L"],
+            f"{prefix}max slope / printed upper slope": run["slope_max"] / run["slope_U"],
+            f"{prefix}min r(tau_1) / r_L(tau_1)": run["end_min"] / run["end_L"],
+            f"{prefix}max r(tau_1) / r_U(tau_1)": run["end_max"] / run["end_U"]}
+
+
+def check_training_guarantee(statement: Statement, claim: str, seed: int, K: int, Q: int, d: int, v, l_b: float,
+                             beta: float, tau: float, tokens: str, trials: int, c: float, v_outside: float,
+                             grid: int, epsilon=None, delta=None, Z_reading: str = "pairs"):
+    parameters = dict(K=K, Q=Q, d=d, v=v, l_b=l_b, beta=beta, tau=tau, tokens=tokens, trials=trials, c=c,
+                      v_outside=v_outside, grid=grid, epsilon=epsilon, delta=delta, Z_reading=Z_reading)
+    layout = token_layout(tokens, K)
+    probe = DiverseValueDistribution(K, d, 0.0, l_b, tokens=layout)
+    Z = probe.Z_pairs if Z_reading == "pairs" else probe.Z_clusters
+    uses_delta = "delta <= 1/4" in statement.assumptions
+    v, epsilon, delta = resolve_noise(statement, Q, Z, v, epsilon, delta if uses_delta else 0.0)
+    delta = delta if uses_delta else 0.0
+    parameters.update(v=v, epsilon=epsilon, delta=delta)
+    values = dict(K=K, Q=Q, d=d, Z=Z, v=v, l_b=l_b, c=c, delta=delta, epsilon=epsilon if epsilon else 1)
+    needed = {s.name for rel in statement.assumptions.values() for s in rel.free_symbols}
+    unmet = assumption_report(statement, **{k: x for k, x in values.items() if k in needed})
+    probability = conclusion(statement, "success_probability", **values)
+
+    seeds = seeds_for(seed, trials)
+    dist = DiverseValueDistribution(K, d, v, l_b, delta=delta, tokens=layout)
+    run = _envelope_run(dist, Q, seeds, beta, tau, statement, grid)
+    failures = int(run["outside"].sum())
+    first = seeds[int(run["outside"].nonzero()[0])] if failures else None
+    tightness = _ratios(run)
+    details = {"Z_pairs": probe.Z_pairs, "Z_clusters": probe.Z_clusters, "Z used": Z, "tau_1": run["horizon"],
+               "solver error bound": run["error"], "tau r'(0) range": (run["slope_min"], run["slope_max"]),
+               "printed slopes": (run["slope_L"], run["slope_U"]), "r(tau_1) range": (run["end_min"], run["end_max"]),
+               "envelope at tau_1": (run["end_L"], run["end_U"])}
+    # Just outside: the same draws at a fixed noise v_outside (e.g. v independent of Q).
+    if v_outside and v_outside != v:
+        outside_dist = DiverseValueDistribution(K, d, v_outside, l_b, delta=delta, tokens=layout)
+        out = _envelope_run(outside_dist, Q, seeds, beta, tau, statement, grid)
+        tightness.update(_ratios(out, f"v={v_outside:g}: "))
+        tightness[f"v={v_outside:g}: trials outside the envelope"] = int(out["outside"].sum())
+        details["outside assumptions"] = {"v": v_outside, "unmet": assumption_report(
+            statement, **{k: x for k, x in {**values, "v": v_outside}.items() if k in needed})}
+    derivations = derivation_checks(statement.name)
+    details["derivations"] = [f"{name}: {verdict}" for name, _, verdict in derivations]
+    discrepancies = [f"{name}: {verdict}" for name, holds, verdict in derivations if holds is False]
+    summary = (f"r in [r_L, r_U] checked at {grid} times to tau_1 = {run['horizon']:.4g} for N = {2 * K * Q} margins; "
+               f"tau r'(0) in [{run['slope_min']:.3g}, {run['slope_max']:.3g}] vs printed slopes "
+               f"[{run['slope_L']:.3g}, {run['slope_U']:.3g}]; r(tau_1) in [{run['end_min']:.4f}, {run['end_max']:.4f}] "
+               f"vs [{run['end_L']:.4f}, {run['end_U']:.4f}]")
+    return decide(claim, parameters, seed, unmet=unmet, probability=probability, failures=failures, trials=trials,
+                  first_failure=first, measured=run["end_max"], bound=run["end_U"], summary=summary,
+                  details=details, tightness=tightness, discrepancies=discrepancies)
+
+
+_COMMON = dict(beta=0.01, tau=1.0, tokens="chain", c=1.0, grid=9, Z_reading="pairs")
+_QUICK = dict(K=2, Q=20, d=4, trials=3, grid=5)
+
+register(Claim(
+    "theorem-4.2", "Training reward guarantee: r_L <= r_i <= r_U up to tau_1", "§4.1, Theorem 4.2 (App. B Remark)",
+    "Z <= 1/(4 l_b^2), d <= 5Q, v <= 1/(32 sqrt Q), 1/4 <= l_b <= 1/2; probability 1 - 8KQ^{9/4} e^{-min(c sqrt Q/5, Q^{3/4}/256)}",
+    functools.partial(check_training_guarantee, THEOREM_4_2, "theorem-4.2"),
+    dict(K=4, Q=60, d=8, v=None, l_b=0.25, trials=8, v_outside=0.1, **_COMMON), _QUICK))
+register(Claim(
+    "theorem-b.3", "Refined training guarantee with the appendix probability", "App. B, Theorem B.3",
+    "Z <= 1/(4 l_b^2), d <= 5Q, v <= 1/(4 sqrt Q), eps <= 1/(16 v (Z+2)), 1/4 <= l_b <= 1/2",
+    functools.partial(check_training_guarantee, THEOREM_B3, "theorem-b.3"),
+    dict(K=4, Q=60, d=8, v=5e-4, l_b=0.25, trials=8, v_outside=0.1, epsilon=None, **_COMMON), _QUICK))
+register(Claim(
+    "theorem-c.5", "Training guarantee for delta-approximately orthogonal clusters", "App. C, Theorem C.5",
+    "B.3's conditions and 0 <= delta <= min(eps v/8, 1/4)",
+    functools.partial(check_training_guarantee, THEOREM_C5, "theorem-c.5"),
+    dict(K=4, Q=60, d=8, v=5e-4, l_b=0.25, trials=8, v_outside=0.1, epsilon=None, delta=None, **_COMMON), _QUICK))
