@@ -107,7 +107,9 @@ def parse_loss_expression(text: str, name: str | None = None) -> PreferenceLoss:
     if not f.has(r):
         raise ValueError(f"loss expression {text!r} does not depend on r")
     loss = PreferenceLoss(name or text, f)
-    loss.weight  # raises if f has no usable derivative
+    at_start = loss.weight.subs(r, 0)
+    if not (at_start.is_real and at_start.is_finite):
+        raise ValueError(f"loss {text!r} is not differentiable at r = 0, where every margin starts (-f'(0) = {at_start})")
     return loss
 
 

@@ -104,7 +104,7 @@ def _parse_sets(pairs: list[str]) -> dict:
     return out
 
 
-def _progress(iterable, **kwargs):
+def _progress(iterable=None, **kwargs):
     from tqdm import tqdm
 
     return tqdm(iterable, file=sys.stderr, leave=False, disable=not sys.stderr.isatty(), **kwargs)
