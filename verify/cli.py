@@ -82,6 +82,22 @@ def _parser() -> argparse.ArgumentParser:
     real.add_argument("--output", type=Path, default=Path("dpo-verify-real"), help="report folder (default %(default)s)")
     real.add_argument("--data-dir", type=Path, default=None, help="a full copy of Anthropic's persona folder")
     real.add_argument("--quick", action="store_true", help="fewer statements and steps")
+
+    sweep = commands.add_parser("sweep", help="grid or random search over parameters and seeds, stored in SQLite",
+                                description="Run a sweep config (TOML; see benchmarks/sweeps/) over a claim or an "
+                                            "experiment. Each trial is appended to the store as it ends; --resume "
+                                            "continues an interrupted sweep without repeating a stored trial.")
+    sweep.add_argument("config", type=Path, help="sweep config, e.g. benchmarks/sweeps/empirical_scaling.toml")
+    sweep.add_argument("--store", type=Path, default=Path("sweeps.sqlite"), help="results store (default %(default)s)")
+    sweep.add_argument("--resume", action="store_true", help="continue a sweep already in the store")
+    sweep.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local processes (default) or Ray (needs the [distributed] extra)")
+    sweep.add_argument("--address", help="Ray: auto, HOST:PORT, or local (a private instance; the default)")
+    sweep.add_argument("--workers", type=int, help="parallel trials (default: the CPU count)")
+
+    sweep_report = commands.add_parser("sweep-report", help="summary tables and plots of a sweep store")
+    sweep_report.add_argument("store", type=Path, help="results store written by 'dpo-verify sweep'")
+    sweep_report.add_argument("--output", type=Path, help="report folder (default: STORE's name + '-report')")
     return parser
 
 
@@ -238,8 +254,35 @@ def command_real(args) -> int:
     return 0 if summary is not None else 1
 
 
+def command_sweep(args) -> int:
+    from verify.sweep import load_config, run_sweep
+    from verify.sweep.executors import make_executor
+
+    config = load_config(args.config)  # a bad config fails before any worker starts
+    executor = make_executor(args.executor, args.workers, args.address)
+    try:
+        summary = run_sweep(config, args.store, executor, resume=args.resume, progress=sys.stderr.isatty())
+    finally:
+        executor.close()
+    print(f"sweep {summary.sweep}: {summary.ran} trials run, {summary.skipped} already stored, "
+          f"{len(summary.errors)} failed; {summary.seconds:.1f} s ({summary.throughput:.2f} trials/s, "
+          f"{summary.executor} executor, start {summary.executor_start_seconds:.1f} s); store: {args.store}")
+    for error in summary.errors[:3]:
+        print(f"  failed: {error}")
+    return 1 if summary.errors else 0
+
+
+def command_sweep_report(args) -> int:
+    from verify.sweep.report import write_sweep_report
+
+    output = args.output or args.store.with_name(args.store.stem + "-report")
+    print(f"report: {write_sweep_report(args.store, output)}")
+    return 0
+
+
 COMMANDS = {"run": command_run, "list": command_list, "check": command_check, "derive": command_derive,
-            "scaling": command_scaling, "audit": command_audit, "real": command_real}
+            "scaling": command_scaling, "audit": command_audit, "real": command_real,
+            "sweep": command_sweep, "sweep-report": command_sweep_report}
 
 
 def main(argv: list[str] | None = None) -> int:

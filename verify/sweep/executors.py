@@ -1,0 +1,126 @@
+"""Where trials run: local processes (default) or a Ray cluster (the optional [distributed] extra).
+
+Both ship the same unit, `execute(target, parameters, seed, quick)`, which returns the trial's result as
+canonical JSON text, so a result is byte-identical whichever executor ran it. Each worker uses one torch
+thread: trials are the parallelism, and more threads per worker would only oversubscribe the cores.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+from typing import Iterable, Iterator
+
+Task = tuple[str, dict, int, bool]  # (target, parameters, seed, quick)
+
+
+def _one_thread() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"  # read by torch when first imported
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+def execute(target: str, parameters: dict, seed: int, quick: bool) -> tuple[str | None, str | None, float]:
+    """(result JSON, None, seconds) or (None, one-line error, seconds): a failing trial is recorded, not fatal."""
+    from verify.sweep.config import canonical_json
+    from verify.sweep.experiments import run_trial
+
+    _one_thread()
+    started = time.perf_counter()
+    try:
+        result = canonical_json(run_trial(target, parameters, seed, quick))
+        return result, None, time.perf_counter() - started
+    except Exception as error:  # noqa: BLE001 - recorded with the trial; the sweep goes on
+        last = traceback.extract_tb(error.__traceback__)[-1]
+        return None, f"{type(error).__name__}: {error} ({os.path.basename(last.filename)}:{last.lineno})", time.perf_counter() - started
+
+
+class LocalExecutor:
+    """A pool of `workers` processes (spawned: a fork of a parent that has touched torch can hang)."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or os.cpu_count() or 1
+        self.pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_one_thread)
+
+    def run(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, tuple]]:
+        """Yield (task, outcome) as trials finish; at most 2 x workers in flight, so an interruption wastes little."""
+        tasks = iter(tasks)
+        running = {}
+        while True:
+            while len(running) < 2 * self.workers:
+                task = next(tasks, None)
+                if task is None:
+                    break
+                running[self.pool.submit(execute, *task)] = task
+            if not running:
+                return
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield running.pop(future), future.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RayExecutor:
+    """Trials as Ray tasks (num_cpus = 1 each).
+
+    address: None or 'local' starts a private instance on this machine (loopback, no dashboard);
+    'auto' joins the cluster this machine belongs to; 'HOST:PORT' joins that cluster's head.
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, workers: int | None = None):
+        try:
+            import ray
+        except ImportError:
+            raise ValueError("--executor ray needs the [distributed] extra: pip install -e '.[distributed]'") from None
+        self.ray = ray
+        started = time.perf_counter()
+        options = dict(include_dashboard=False, log_to_driver=False, configure_logging=False,
+                       runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+        if address in (None, "local"):
+            # a private single-machine instance; binds to loopback only
+            ray.init(num_cpus=workers or os.cpu_count(), _node_ip_address="127.0.0.1", **options)
+        else:
+            ray.init(address=address, **options)
+        self.init_seconds = time.perf_counter() - started
+        self.workers = workers or int(ray.cluster_resources().get("CPU", 1))
+        self.remote = ray.remote(num_cpus=1)(execute)
+
+    def run(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, tuple]]:
+        tasks = iter(tasks)
+        running = {}
+        while True:
+            while len(running) < 2 * self.workers:
+                task = next(tasks, None)
+                if task is None:
+                    break
+                running[self.remote.remote(*task)] = task
+            if not running:
+                return
+            ready, _ = self.ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                yield running.pop(ref), self.ray.get(ref)
+
+    def close(self) -> None:
+        self.ray.shutdown()
+
+
+def make_executor(kind: str, workers: int | None = None, address: str | None = None):
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    if kind == "local":
+        if address is not None:
+            raise ValueError("--address applies to --executor ray only")
+        return LocalExecutor(workers)
+    if kind == "ray":
+        return RayExecutor(address, workers)
+    raise ValueError(f"--executor must be 'local' or 'ray', got {kind!r}")

@@ -1,0 +1,134 @@
+"""What a sweep can run: any registered claim, or an experiment defined here.
+
+A trial is a pure function of (target, parameters, seed): it returns a JSON-ready dict, and the same
+inputs give the same dict in any process (float64, torch generators seeded from the seed only). That is
+what makes resume, and local-vs-Ray comparisons, exact.
+
+Experiment `empirical-scaling` (SPEC §2.3, Theorem 4.3): one trial trains the implicit reward model by
+gradient flow to Theorem 4.2's tau_1 on one draw of P with Q samples per cluster, and counts test errors
+(Def. 3.1: margin <= 0). Two regimes:
+- `inside`: v = 1/(32 sqrt Q) (the theorem's boundary), everything else inside Theorem 4.3's assumptions
+  except possibly Q >= 40 and d <= 5Q, which are reported per trial (`assumptions_unmet`);
+- `fixed-v`: v as given, whatever Q.
+A group (K, regime, ...) passes at Q when the errors pooled over its seeds have a 95% Clopper–Pearson
+upper bound below delta (and, for `inside`, the assumptions hold): `passes`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from verify.verdicts import clopper_pearson
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A trial function `run(seed=..., **parameters) -> dict` with defaults, and an optional pass criterion
+    `passes(results, parameters) -> bool` over a group's trials (used by a sweep's [search])."""
+
+    id: str
+    description: str
+    run: Callable[..., dict]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    passes: Callable[[list[dict], dict], bool] | None = None
+
+    def parameters(self, **overrides) -> dict[str, Any]:
+        unknown = set(overrides) - set(self.defaults)
+        if unknown:
+            raise ValueError(f"experiment {self.id} has no parameter {sorted(unknown)[0]!r}; "
+                             f"valid: {', '.join(sorted(self.defaults))}")
+        return {**self.defaults, **overrides}
+
+
+REGIMES = ("inside", "fixed-v")
+
+
+def dimension(d, K: int) -> int:
+    """d as an integer, or the rule '2K+2' / 'K+1' (the smallest d holding b and K orthogonal c_i)."""
+    if isinstance(d, int) and not isinstance(d, bool):
+        return d
+    rules = {"2K+2": 2 * K + 2, "K+1": K + 1}
+    if d not in rules:
+        raise ValueError(f"d must be an integer or one of {sorted(rules)}, got {d!r}")
+    return rules[d]
+
+
+def empirical_scaling_trial(seed: int, regime: str, K: int, Q: int, v: float, l_b: float, d, tokens: str,
+                            beta: float, tau: float, test_size: int, delta: float) -> dict:
+    from theory.generalization import THEOREM_4_3
+    from verify.claims.common import assumption_report, token_layout, v_boundary
+    from verify.claims.training_guarantee import float_at_most
+    from verify.data_model import DiverseValueDistribution
+    from verify.training import margins_at_tau_1, tau_1
+
+    if regime not in REGIMES:
+        raise ValueError(f"regime must be one of {REGIMES}, got {regime!r}")
+    d = dimension(d, K)
+    if regime == "inside":
+        v = float_at_most(v_boundary(THEOREM_4_3, Q))  # the largest float the exact assumption accepts
+    dist = DiverseValueDistribution(K, d, float(v), l_b, tokens=token_layout(tokens, K))
+    test = dist.test_set([seed], test_size)
+    result = margins_at_tau_1(dist.sample([seed], Q), beta, tau, test=test)
+    wrong = result.test_margins[0, -1] <= 0
+    errors = int(wrong.sum())
+    per_cluster = torch.bincount(test.cluster[0][wrong], minlength=2 * K)
+    unmet = assumption_report(THEOREM_4_3, Z=dist.Z_pairs, d=d, v=v, Q=Q, l_b=l_b)
+    return {"errors": errors, "n": test_size, "risk": errors / test_size,
+            "risk_upper": float(clopper_pearson(errors, test_size)[1]),
+            "worst_cluster_errors": int(per_cluster.max()), "v": float(v), "d": d, "tau_1": tau_1(K, beta, tau),
+            "train_margin_min": float(result.train_margins[0, -1].min()), "assumptions_unmet": unmet}
+
+
+def empirical_scaling_passes(results: list[dict], parameters: dict) -> bool:
+    """Pooled errors over the group's seeds: 95% CP upper bound < delta; `inside` also needs the assumptions."""
+    errors, n = sum(r["errors"] for r in results), sum(r["n"] for r in results)
+    if parameters["regime"] == "inside" and any(r["assumptions_unmet"] for r in results):
+        return False
+    return clopper_pearson(errors, n)[1] < parameters["delta"]
+
+
+def _sleep_trial(seed: int, seconds: float, value: float) -> dict:
+    """A test double: a pure function of (seed, value) that takes `seconds`."""
+    import time
+
+    time.sleep(seconds)
+    return {"value": value * (seed + 1), "seed": seed}
+
+
+EXPERIMENTS = {
+    "empirical-scaling": Experiment(
+        "empirical-scaling", "risk at tau_1 on P against Q, per K (Theorem 4.3's scaling law, measured)",
+        empirical_scaling_trial,
+        dict(regime="fixed-v", K=1, Q=8, v=0.5, l_b=0.5, d="2K+2", tokens="disjoint", beta=1.0, tau=1.0,
+             test_size=20000, delta=0.05),
+        empirical_scaling_passes),
+    "sleep": Experiment("sleep", "test double: sleeps, returns value * (seed + 1)", _sleep_trial,
+                        dict(seconds=0.0, value=1.0)),
+}
+
+
+def resolve_target(target: str):
+    """'experiment:ID' or 'claim:ID' -> (kind, id, defaults); raises ValueError naming the known ids."""
+    kind, sep, name = target.partition(":")
+    if not sep or kind not in ("experiment", "claim"):
+        raise ValueError(f"target must be 'experiment:ID' or 'claim:ID', got {target!r}")
+    if kind == "experiment":
+        if name not in EXPERIMENTS:
+            raise ValueError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}")
+        return kind, name, EXPERIMENTS[name].defaults
+    from verify.claims import get_claim
+
+    return kind, name, get_claim(name).defaults
+
+
+def run_trial(target: str, parameters: dict, seed: int, quick: bool = False) -> dict:
+    """One trial, in whatever process: the unit both executors ship."""
+    kind, name, _ = resolve_target(target)
+    if kind == "experiment":
+        experiment = EXPERIMENTS[name]
+        return experiment.run(seed=seed, **experiment.parameters(**parameters))
+    from verify.claims import get_claim
+
+    return get_claim(name).run(quick=quick, seed=seed, **parameters).to_dict()
