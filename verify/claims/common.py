@@ -110,6 +110,13 @@ def exceeds_rate(errors: Iterable[int], n: int, rate: float, trials: int) -> lis
     return [bool(e > 0 and binom.sf(int(e) - 1, n, rate) < level) for e in errors]
 
 
+def ratio(measured: float, bound: float) -> float:
+    """measured / bound, with a bound that underflowed to 0.0 giving 0 (nothing measured) or inf."""
+    if bound > 0:
+        return measured / bound
+    return 0.0 if measured == 0 else math.inf
+
+
 # --- verdicts -------------------------------------------------------------------------------------------
 def decide(claim: str, parameters: dict, seed: int, *, unmet: list[str], probability: float | None,
            failures: int, trials: int, first_failure: int | None, measured: float | None, bound: float | None,

@@ -14,7 +14,7 @@ from theory.generalization import THEOREM_4_3, THEOREM_B4, THEOREM_C6, refined_e
 from theory.statements import Statement
 from theory.training_guarantee import THEOREM_4_2, THEOREM_B3, THEOREM_C5
 from verify.claims import Claim, register
-from verify.claims.common import (assumption_report, conclusion, decide, envelope_functions, exceeds_rate, seeds_for,
+from verify.claims.common import (ratio, assumption_report, conclusion, decide, envelope_functions, exceeds_rate, seeds_for,
                                   token_layout)
 from verify.claims.training_guarantee import resolve_noise
 from verify.data_model import DiverseValueDistribution
@@ -71,7 +71,7 @@ def check_generalization(statement: Statement, claim: str, seed: int, K: int, Q:
     total = trials * test_size
     rate = sum(errors) / total
     lower, upper = (float(x) for x in clopper_pearson(sum(errors), total))
-    tightness = {"risk / bound": rate / bound, "risk 95% CP upper / bound": upper / bound}
+    tightness = {"risk / bound": ratio(rate, bound), "risk 95% CP upper / bound": ratio(upper, bound)}
     details = {"errors per trial": errors, "test size per trial": test_size, "risk": rate, "risk CP interval": (lower, upper),
                "risk bound": bound, "tau_1": horizon, "smallest |test margin|": closest, "Z used": Z}
     if v_outside and v_outside != v:
@@ -82,8 +82,8 @@ def check_generalization(statement: Statement, claim: str, seed: int, K: int, Q:
         # the bound evaluated at the outside point (eps re-resolved to 1/(16 v (Z+2)) there)
         _, out_eps, _ = resolve_noise(statement, Q, Z, v_outside, None, 0.0)
         out_bound = conclusion(statement, "risk_bound", **{**values, "v": v_outside, "epsilon": out_eps})
-        tightness.update({f"v={v_outside:g}: risk / bound there": out_rate / out_bound,
-                          f"v={v_outside:g}: risk 95% CP upper / bound there": out_upper / out_bound})
+        tightness.update({f"v={v_outside:g}: risk / bound there": ratio(out_rate, out_bound),
+                          f"v={v_outside:g}: risk 95% CP upper / bound there": ratio(out_upper, out_bound)})
         details.setdefault("outside bound", out_bound)
         details["outside assumptions"] = {"v": v_outside, "risk": out_rate, "risk CP upper": out_upper,
                                           "unmet": assumption_report(statement, **{k: x for k, x in {**values, "v": v_outside}.items() if k in needed})}

@@ -81,4 +81,4 @@ register(Claim(
     "Theorem 4.3's conditions at Q = Q_min(K); delta in (0, 1)", check_scaling_law,
     dict(K_values="1,2,4", K_table="1,10,100,1000", delta=0.05, d=6, l_b=0.25, beta=0.01, tau=1.0, tokens="chain",
          trials=2, test_size=10000, c=1.0, v_outside=0.3),
-    dict(K_values="1", K_table="1,10", trials=2, test_size=2000, d=4)))
+    dict(K_values="1", K_table="1,10", trials=1, test_size=1000, d=4, v_outside=0.0)))
