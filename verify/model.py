@@ -6,6 +6,7 @@ weight w = -f'(r) lambdified from `theory.losses`.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -17,7 +18,12 @@ from theory.lemma_4_1 import loss_gradient
 from theory.losses import DPO, PreferenceLoss
 from theory.model import symbolic_instance
 from theory.symbols import beta as beta_symbol
-from verify.symbolic import loss_function, torch_function, weight_function
+from verify.symbolic import loss_function as _loss_function
+from verify.symbolic import torch_function, weight_function as _weight_function
+
+# The ODE right-hand sides call these at every solver stage; lambdify once per loss, not once per call.
+loss_function = functools.lru_cache(maxsize=64)(_loss_function)
+weight_function = functools.lru_cache(maxsize=64)(_weight_function)
 
 
 @dataclass(frozen=True)
