@@ -164,7 +164,7 @@ def test_failure_mode_numeric(beta_value, pairs):
     assert all(not w for w in check.flipped_before) and all(check.flipped_after)
     for odds, margin in zip(check.odds, check.margin_at_flip_time):
         assert margin == pytest.approx(beta_value * math.log(odds), abs=1e-8)
-    assert check.max_margin_error < 1e-8  # dopri5 at rtol 1e-11 against the closed form
+    assert check.max_margin_error < 1e-8  # dopri5 at rtol 1e-10 against the closed form
 
 
 def test_failure_mode_rejects_odds_favouring_the_chosen_response():
