@@ -182,6 +182,7 @@ class DiversityRun:
 class ValueDiversity:
     Ks: tuple[int, ...]
     Q: int
+    d: int | None  # None: d = 2K + 2
     v: float
     l_b: float
     beta: float
@@ -197,8 +198,12 @@ class ValueDiversity:
 
 def value_diversity(Ks: Sequence[int] = (1, 2, 4, 8, 16), Q: int = 8, v: float = 0.5, l_b: float = 0.5, beta: float = 0.01,
                     lr: float = 1e-3, steps: int = 100, seeds: Sequence[int] = tuple(range(8)), test_size: int = 500,
-                    points: int = 21) -> ValueDiversity:
-    """Gradient flow and full-batch Adam (lr 1e-3, beta 0.01, 100 steps, §4) on P for each K, d = 2K + 2.
+                    points: int = 21, dimension: int | None = None) -> ValueDiversity:
+    """Gradient flow and full-batch Adam (lr 1e-3, beta 0.01, 100 steps, §4) on P for each K.
+
+    d = 2K + 2 (the smallest that holds b and the c_i) unless `dimension` fixes one d for every K. With disjoint
+    tokens a test sample's margin only sees its own pair's training rows, so K reaches the test error only
+    through d (the number of noise coordinates); a fixed d is the control for that.
 
     Flow runs with tau = beta^2, so flow time t equals the rescaled time beta^2 t/tau of Eq. (3), up to the
     largest K's tau_1; every K shares that horizon, as Fig. 5 shares the step count.
@@ -209,14 +214,14 @@ def value_diversity(Ks: Sequence[int] = (1, 2, 4, 8, 16), Q: int = 8, v: float =
     record = sorted({int(round(s)) for s in np.linspace(0, steps, points)})
     runs = {}
     for K in Ks:
-        model = DiverseValueDistribution(K=K, d=2 * K + 2, v=v, l_b=l_b)
+        model = DiverseValueDistribution(K=K, d=dimension or 2 * K + 2, v=v, l_b=l_b)
         sample, test = model.sample(list(seeds), Q), model.test_set(list(seeds), test_size)
         for name, result in (("gradient flow", gradient_flow(sample, beta, tau, flow_times, test=test)),
                              ("Adam", adam(sample, beta, steps, lr=lr, record=record, test=test))):
             risk = zero_one_risk(result.test_margins[:, -1].reshape(1, -1))
             runs[name, K] = DiversityRun(K, name, result.times.numpy(), result.train_margins.mean((0, 2)).numpy(),
                                          result.test_margins.mean((0, 2)).numpy(), float(risk.rate[0]), risk.n)
-    return ValueDiversity(tuple(Ks), Q, v, l_b, beta, tuple(seeds), runs)
+    return ValueDiversity(tuple(Ks), Q, dimension, v, l_b, beta, tuple(seeds), runs)
 
 
 # --- Other objectives (notebook 05) ------------------------------------------------------------------------

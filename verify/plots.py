@@ -136,8 +136,10 @@ def margins_by_K(result: ValueDiversity) -> Figure:
     return fig
 
 
-def test_error_against_K(result: ValueDiversity, tables: Sequence[FineTuningTable] = PAPER_TABLES) -> Figure:
-    """Linear fits of test error against K: the simulations (left) and the paper's Tables 1-2 (right), with R^2."""
+def test_error_against_K(result: ValueDiversity, tables: Sequence[FineTuningTable] = PAPER_TABLES,
+                         control: ValueDiversity | None = None) -> Figure:
+    """Linear fits of test error against K: the simulations (left; `control` dotted, e.g. a fixed d) and the
+    paper's Tables 1-2 (right), with R^2."""
     fig, axes = _figure(1, 2, 10, 3.8)
     sim, paper = axes[0]
     grid = np.linspace(min(result.Ks), max(result.Ks), 50)
@@ -145,7 +147,12 @@ def test_error_against_K(result: ValueDiversity, tables: Sequence[FineTuningTabl
         errors, fit = result.test_errors(trainer), result.fit(trainer)
         line, = sim.plot(result.Ks, errors, "o", label=f"{trainer}: $R^2$ = {fit.r_squared:.3f}")
         sim.plot(grid, fit(grid), "-", color=line.get_color(), lw=1)
-    sim.set(xlabel="K", ylabel="test error at the last time", title=f"data model P (v = {result.v:g}, Q = {result.Q})")
+        if control is not None:
+            other = control.fit(trainer)
+            sim.plot(control.Ks, control.test_errors(trainer), "^", mfc="none", color=line.get_color(),
+                     label=f"{trainer}, d = {control.d}: slope {other.slope:.2g}")
+            sim.plot(grid, other(grid), ":", color=line.get_color(), lw=1)
+    sim.set(xlabel="K", ylabel="test error at the last time", title=f"data model P (v = {result.v:g}, Q = {result.Q}, d = {result.d or '2K + 2'})")
     sim.legend(fontsize=7)
     for table in tables:
         fit = linear_fit(table.K, table.test_error)
