@@ -89,12 +89,12 @@ def empirical_scaling_passes(results: list[dict], parameters: dict) -> bool:
     return clopper_pearson(errors, n)[1] < parameters["delta"]
 
 
-def _sleep_trial(seed: int, seconds: float, value: float) -> dict:
-    """A test double: a pure function of (seed, value) that takes `seconds`."""
+def _sleep_trial(seed: int, seconds: float, value: float, Q: int, threshold: int) -> dict:
+    """A test double: a pure function of (seed, value, Q) that takes `seconds`; passes from Q = threshold on."""
     import time
 
     time.sleep(seconds)
-    return {"value": value * (seed + 1), "seed": seed}
+    return {"value": value * (seed + 1) + Q, "seed": seed}
 
 
 EXPERIMENTS = {
@@ -104,8 +104,8 @@ EXPERIMENTS = {
         dict(regime="fixed-v", K=1, Q=8, v=0.5, l_b=0.5, d="2K+2", tokens="disjoint", beta=1.0, tau=1.0,
              test_size=20000, delta=0.05),
         empirical_scaling_passes),
-    "sleep": Experiment("sleep", "test double: sleeps, returns value * (seed + 1)", _sleep_trial,
-                        dict(seconds=0.0, value=1.0)),
+    "sleep": Experiment("sleep", "test double: sleeps, returns value * (seed + 1) + Q", _sleep_trial,
+                        dict(seconds=0.0, value=1.0, Q=1, threshold=1), lambda results, p: p["Q"] >= p["threshold"]),
 }
 
 

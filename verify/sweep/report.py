@@ -196,6 +196,45 @@ def write_sweep_report(store_path: Path | str, output: Path | str) -> Path:
                     row.append(float(np.mean(values)) if values else "-")
                 rows.append(row)
             lines += _table(header, rows) + [""]
+            figure = _generic_plot([t for t in trials if t["error"] is None], fields, output, sweep["sweep"])
+            if figure is not None:
+                lines += [f"![{sweep['sweep']}]({figure.name})", ""]
     report = output / "report.md"
     report.write_text("\n".join(lines))
     return report
+
+
+def _generic_plot(trials: list[dict], fields: list[str], output: Path, name: str) -> Path | None:
+    """Mean (over seeds) of one result field against the first numeric parameter that varies; one line per
+    combination of the other parameters (at most 10). None when no parameter varies numerically."""
+    if not trials or not fields:
+        return None
+    keys = sorted({k for t in trials for k in t["parameters"]})
+    varying = [k for k in keys if len({canonical_json(t["parameters"].get(k)) for t in trials}) > 1
+               and all(_numeric(t["parameters"].get(k)) for t in trials)]
+    if not varying:
+        return None
+    x_name = varying[0]
+    y_name = next((f for f in ("risk", "measured", "value") if f in fields), fields[0])
+    lines = defaultdict(lambda: defaultdict(list))
+    for t in trials:
+        rest = canonical_json({k: v for k, v in t["parameters"].items() if k != x_name and k in varying})
+        if _numeric(t["result"].get(y_name)):
+            lines[rest][t["parameters"][x_name]].append(t["result"][y_name])
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, points in list(lines.items())[:10]:
+        xs = sorted(points)
+        ax.plot(xs, [np.mean(points[x]) for x in xs], "-o", ms=3, label=label if label != "{}" else None)
+    ax.set(xlabel=x_name, ylabel=f"mean {y_name} over seeds", title=name)
+    if any(label != "{}" for label in lines):
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = output / f"{name}_{y_name}_against_{x_name}.png"
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
