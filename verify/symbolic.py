@@ -1,6 +1,7 @@
 """Turning `theory/` expressions into torch functions (the numeric side never retypes a formula)."""
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import numpy as np
@@ -34,11 +35,14 @@ def torch_function(expr: sp.Expr, *symbols: sp.Symbol) -> Callable[..., torch.Te
     return evaluate
 
 
+# lambdify (and the simplify inside PreferenceLoss.weight) costs ~0.1 s: once per loss, not per call.
+@functools.lru_cache(maxsize=64)
 def loss_function(loss: PreferenceLoss) -> Callable[[torch.Tensor], torch.Tensor]:
     """Per-sample f(r) from the symbolic loss."""
     return torch_function(loss.f, r)
 
 
+@functools.lru_cache(maxsize=64)
 def weight_function(loss: PreferenceLoss) -> Callable[[torch.Tensor], torch.Tensor]:
     """Per-sample weight -f'(r) from the symbolic loss (Lemma 4.1 / §7)."""
     return torch_function(loss.weight, r)

@@ -27,7 +27,6 @@ W0 defaults to zeros; pass a (V, d) W0 to exercise the normaliser.
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -45,12 +44,7 @@ from theory.symbols import tau as tau_symbol
 from theory.training_guarantee import THEOREM_4_2
 from verify.data_model import ClusterSample
 from verify.model import PreferenceData
-from verify.symbolic import loss_function as _loss_function
-from verify.symbolic import weight_function as _weight_function
-
-# lambdify (and sympy's simplify inside PreferenceLoss.weight) costs ~0.1 s; do it once per loss.
-loss_function = functools.lru_cache(maxsize=64)(_loss_function)
-weight_function = functools.lru_cache(maxsize=64)(_weight_function)
+from verify.symbolic import loss_function, weight_function
 
 FORMS = ("reduced", "full")
 

@@ -10,7 +10,8 @@ from verify.verdicts import Verdict
 # Modules that register claims; imported on first use of the registry.
 _CLAIM_MODULES = ("verify.claims.single_token", "verify.claims.training_guarantee",
                   "verify.claims.generalization", "verify.claims.concentration",
-                  "verify.claims.scaling", "verify.claims.failure_mode")
+                  "verify.claims.scaling", "verify.claims.failure_mode",
+                  "verify.claims.multi_token")
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ register(Claim(
 register(Claim(
     "lemma-4.1", "Reward dynamics under gradient flow of W", "§4.1, Lemma 4.1, Eq. (3)",
     "fixed features g, only W trained, gradient flow tau dW/dt = -grad L", check_lemma_4_1,
-    dict(V=6, d=4, N=12, trials=6, beta=0.9, tau=1.0, t_end=4.0, loss="dpo"), dict(V=5, d=4, N=10, trials=2, t_end=2.0)))
+    dict(V=6, d=4, N=12, trials=6, beta=0.9, tau=1.0, t_end=4.0, loss="dpo"), dict(V=5, d=4, N=10, trials=1, t_end=2.0)))
 register(Claim(
     "sec7-gpo", "GPO family: sigma(-r) becomes -f'(r)", "§7",
     "loss f differentiable except at kinks (torch's subgradient convention)", check_gpo_weights,
