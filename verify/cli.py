@@ -127,7 +127,7 @@ def _progress(iterable=None, **kwargs):
 
 
 def _verdict_line(verdict) -> str:
-    return f"{verdict.claim:<20} {verdict.status.value:<18} {verdict.summary}"
+    return f"{verdict.claim:<24} {verdict.status.value:<18} {verdict.summary}"
 
 
 def command_run(args) -> int:
@@ -160,8 +160,8 @@ def command_list(args) -> int:
 
     for claim in all_claims().values():
         defaults = ", ".join(f"{k}={v}" for k, v in claim.defaults.items())
-        print(f"{claim.id:<20} {claim.reference:<32} {claim.title}\n{'':<20} assumes: {claim.assumptions}\n"
-              f"{'':<20} defaults: {defaults}")
+        print(f"{claim.id:<24} {claim.reference:<32} {claim.title}\n{'':<24} assumes: {claim.assumptions}\n"
+              f"{'':<24} defaults: {defaults}")
     return 0
 
 
