@@ -102,7 +102,6 @@ def test_theorem_b3_just_outside(params, seed):
 @settings(max_examples=EXAMPLES)
 @given(envelope_inside(appendix=True), SEEDS, st.floats(0.0, 1.0))
 def test_theorem_c5_inside(params, seed, fraction):
-    K, d = params["K"], params["d"]
     delta = fraction * params["v"] / (16 * 4 * 8)  # <= eps v / 8 with eps = 1/(16 v (Z+2)), Z <= 2
     inside("theorem-c.5", seed, "max r(tau_1) / r_U(tau_1)", epsilon=None, delta=delta, **params)
 

@@ -114,7 +114,7 @@ def test_cluster_means_and_spread_match_the_model():
 
 
 def brute_force_gram_statistics(sample):
-    dist, Q = sample.distribution, sample.per_cluster
+    dist = sample.distribution
     out = {k: [] for k in ("eq9_same_cluster", "eq10_norms", "eq11_opposite_cluster", "eq12_sharing_same_sign", "eq13_sharing_opposite_sign")}
     for b in range(sample.batch_size):
         G = sample.features[b]

@@ -17,7 +17,7 @@ import sympy as sp
 
 from theory.generalization import PREDECESSOR_THEOREM_4_2, THEOREM_4_3
 from theory.statements import DerivationResult, exact_number, log_linear_roots, to_mpf
-from theory.symbols import K, Q, delta
+from theory.symbols import K, Q
 
 MINIMUM_Q = 40  # Theorem 4.3's assumption Q >= 40
 

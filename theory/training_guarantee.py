@@ -183,7 +183,6 @@ def main_text_probability_from_b3() -> DerivationResult:
     increasing_in_Z = sp.diff(fail_B3, Z)
     fail4 = sp.expand(fail_B3.subs(Z, 4))
     fail_main = sp.expand(1 - MAIN_TEXT_PROBABILITY)
-    m = sp.Min(c * sp.sqrt(Q) / 5, Q ** sp.Rational(3, 4) / 256)
     terms = sp.Add.make_args(fail4)
     prefactor = sp.Integer(36)
     q = sp.Symbol("q", positive=True)  # Q as a real variable, for solve

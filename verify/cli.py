@@ -180,7 +180,6 @@ def command_check(args) -> int:
 
 
 def command_derive(args) -> int:
-    import sympy as sp
 
     from theory.losses import parse_loss_expression, trl_loss
     from theory.objectives import derive_objective

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sympy as sp
 import torch
 
 from theory.objectives import ObjectiveDerivation

@@ -14,7 +14,7 @@ import torch  # noqa: E402
 
 from theory.closed_forms import idealised_margin  # noqa: E402
 from theory.generalization import THEOREM_4_3  # noqa: E402
-from theory.scaling_law import PREDECESSOR_BOUND, samples_per_value, samples_per_value_table  # noqa: E402
+from theory.scaling_law import samples_per_value, samples_per_value_table  # noqa: E402
 from theory.symbols import K as K_symbol, Q as Q_symbol, beta as beta_symbol, t, tau as tau_symbol  # noqa: E402
 from theory.training_guarantee import THEOREM_4_2  # noqa: E402
 from verify.data_model import DiverseValueDistribution  # noqa: E402

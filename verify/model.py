@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Sequence
 
 import sympy as sp
 import torch
@@ -19,7 +18,8 @@ from theory.losses import DPO, PreferenceLoss
 from theory.model import symbolic_instance
 from theory.symbols import beta as beta_symbol
 from verify.symbolic import loss_function as _loss_function
-from verify.symbolic import torch_function, weight_function as _weight_function
+from verify.symbolic import weight_function as _weight_function
+from verify.validation import check_positive as _check_positive
 
 # The ODE right-hand sides call these at every solver stage; lambdify once per loss, not once per call.
 loss_function = functools.lru_cache(maxsize=64)(_loss_function)
@@ -57,11 +57,6 @@ class PreferenceData:
         top = int(torch.maximum(self.chosen, self.rejected).max())
         if top >= vocabulary_size or int(torch.minimum(self.chosen, self.rejected).min()) < 0:
             raise ValueError(f"token index {top} is outside the vocabulary of size {vocabulary_size}")
-
-
-def _check_positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
 
 
 def reward_margins(W: torch.Tensor, W0: torch.Tensor, data: PreferenceData, beta: float) -> torch.Tensor:

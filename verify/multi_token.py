@@ -19,6 +19,7 @@ from theory.losses import DPO
 from theory.symbols import K as K_symbol, beta as beta_symbol, t as t_symbol, tau as tau_symbol
 from verify.model import PreferenceData, reward_margins
 from verify.symbolic import loss_function, torch_function, weight_function
+from verify.validation import check_positive as _check_positive
 
 UNIT_ROUNDOFF = 2.0**-53  # float64
 TOLERANCE_CEILING = 1e-9  # the brief's ceiling; the derived tolerance must not exceed it
@@ -26,11 +27,6 @@ TOLERANCE_CEILING = 1e-9  # the brief's ceiling; the derived tolerance must not 
 # lambdified once: `verify.model.preference_loss` lambdifies on every call, too slow inside an ODE solver.
 _dpo_loss = loss_function(DPO)
 _dpo_weight = weight_function(DPO)
-
-
-def _check_positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
 
 
 # --- the autoregressive last-layer model ----------------------------------------------------------

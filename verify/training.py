@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import sympy as sp
 import torch
-from scipy import stats
 from torchdiffeq import odeint
 
 from theory.losses import DPO, PreferenceLoss
@@ -45,6 +44,8 @@ from theory.training_guarantee import THEOREM_4_2
 from verify.data_model import ClusterSample
 from verify.model import PreferenceData
 from verify.symbolic import loss_function, weight_function
+from verify.validation import check_positive as _check_positive
+from verify.verdicts import clopper_pearson
 
 FORMS = ("reduced", "full")
 
@@ -59,11 +60,6 @@ def tau_1(K: int, beta: float, tau: float) -> float:
         raise ValueError(f"K must be an integer >= 1, got {K!r}")
     _check_positive("beta", beta), _check_positive("tau", tau)
     return float(_tau_1(int(K), beta, tau))
-
-
-def _check_positive(name: str, value) -> None:
-    if not (isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 # --- data in the reduced layout -----------------------------------------------------------------------
@@ -470,22 +466,6 @@ class RiskEstimate:
     lower: np.ndarray
     upper: np.ndarray
     confidence: float
-
-
-def clopper_pearson(errors, n: int, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Exact binomial interval: lower = Beta(a/2; k, n-k+1), upper = Beta(1-a/2; k+1, n-k), with 0 and 1 at the ends."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
-    k = np.asarray(errors)
-    if np.any(k < 0) or np.any(k > n) or np.any(k != np.floor(k)):
-        raise ValueError(f"errors must be integers in [0, {n}], got {errors!r}")
-    alpha = 1 - confidence
-    with np.errstate(invalid="ignore"):
-        lower = np.where(k == 0, 0.0, stats.beta.ppf(alpha / 2, k, n - k + 1))
-        upper = np.where(k == n, 1.0, stats.beta.ppf(1 - alpha / 2, k + 1, n - k))
-    return lower, upper
 
 
 def zero_one_risk(margins: torch.Tensor, confidence: float = 0.95) -> RiskEstimate:

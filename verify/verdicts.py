@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
+import numpy as np
 from scipy.stats import beta as beta_distribution
 
 
@@ -16,14 +17,23 @@ class Status(str, Enum):
     DISCREPANCY = "discrepancy"
 
 
-def clopper_pearson(failures: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Exact two-sided binomial interval for a failure rate."""
-    if trials < 1 or not 0 <= failures <= trials:
-        raise ValueError(f"need 0 <= failures <= trials and trials >= 1, got {failures}/{trials}")
+def clopper_pearson(errors, n: int, confidence: float = 0.95):
+    """Exact two-sided binomial interval: lower = Beta(a/2; k, n-k+1), upper = Beta(1-a/2; k+1, n-k), 0 and 1 at the ends.
+
+    `errors` may be an integer (floats come back) or an array of them (arrays come back).
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
+    k = np.asarray(errors)
+    if np.any(k < 0) or np.any(k > n) or np.any(k != np.floor(k)):
+        raise ValueError(f"errors must be integers in [0, {n}], got {errors!r}")
     alpha = 1 - confidence
-    lower = 0.0 if failures == 0 else float(beta_distribution.ppf(alpha / 2, failures, trials - failures + 1))
-    upper = 1.0 if failures == trials else float(beta_distribution.ppf(1 - alpha / 2, failures + 1, trials - failures))
-    return lower, upper
+    with np.errstate(invalid="ignore"):
+        lower = np.where(k == 0, 0.0, beta_distribution.ppf(alpha / 2, k, n - k + 1))
+        upper = np.where(k == n, 1.0, beta_distribution.ppf(1 - alpha / 2, k + 1, n - k))
+    return (float(lower), float(upper)) if k.ndim == 0 else (lower, upper)
 
 
 @dataclass

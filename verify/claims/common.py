@@ -13,7 +13,7 @@ Decision rule, the same for every claim (tolerances from the sample size, not tu
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Iterable
 
 import sympy as sp
 import torch
@@ -21,7 +21,7 @@ from scipy.stats import binom
 
 from theory.statements import Statement
 from theory.symbols import K as K_sym, Q as Q_sym, beta as beta_sym, t as t_sym, tau as tau_sym
-from verify.data_model import DiverseValueDistribution, chain_tokens, disjoint_tokens, grouped_tokens
+from verify.data_model import chain_tokens, disjoint_tokens, grouped_tokens
 from verify.training import gradient_flow, segment_gradient, segment_margins, training_set, weight_function
 from verify.verdicts import Status, Verdict, clopper_pearson
 from theory.losses import DPO
@@ -46,6 +46,12 @@ def v_boundary(statement: Statement, Q: int) -> sp.Expr:
     """The largest v the statement allows at Q, exactly (the rhs of its 'v <= ...' assumption)."""
     (rel,) = [rel for name, rel in statement.assumptions.items() if name.startswith("v <=")]
     return rel.rhs.subs(Q_sym, Q)
+
+
+def assumptions_at(statement: Statement, values: dict) -> list[str]:
+    """`assumption_report` with only the values that the statement's assumptions mention."""
+    needed = {s.name for rel in statement.assumptions.values() for s in rel.free_symbols}
+    return assumption_report(statement, **{k: x for k, x in values.items() if k in needed})
 
 
 def assumption_report(statement: Statement, **values) -> list[str]:

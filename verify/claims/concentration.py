@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import math
 
-import sympy as sp
 import torch
 
 from theory.concentration import LEMMA_B1, LEMMA_C2, derive_lemma_c2, expected_gram_entries
 from verify.claims import Claim, register
 from verify.claims.common import FLOAT_EPS, assumption_report, conclusion, decide, seeds_for, token_layout
 from verify.data_model import DiverseValueDistribution, concentration_events, gram_statistics
-from theory.symbols import delta as delta_sym
 
 
 def check_lemma_b1(seed: int, K: int, Q: int, d: int, v: float, l_b: float, epsilon: float, tokens: str, trials: int,

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import functools
 
-import torch
 
 from theory.generalization import THEOREM_4_3, THEOREM_B4, THEOREM_C6, refined_exponent_after_remark
 from theory.statements import Statement
 from theory.training_guarantee import THEOREM_4_2, THEOREM_B3, THEOREM_C5
 from verify.claims import Claim, register
-from verify.claims.common import (ratio, assumption_report, conclusion, decide, envelope_functions, exceeds_rate, seeds_for,
-                                  token_layout)
-from verify.claims.training_guarantee import resolve_noise
+from verify.claims.common import (ratio, assumptions_at, conclusion, decide, envelope_functions, exceeds_rate, seeds_for)
+from verify.claims.training_guarantee import resolve_noise, statement_setting
 from verify.data_model import DiverseValueDistribution
-from verify.training import clopper_pearson, gradient_flow
+from verify.training import gradient_flow
+from verify.verdicts import clopper_pearson
 
 # Each risk statement is about the model at the tau_1 of its training statement.
 _TRAINING = {THEOREM_4_3.name: THEOREM_4_2, THEOREM_B4.name: THEOREM_B3, THEOREM_C6.name: THEOREM_C5}
@@ -48,16 +47,10 @@ def check_generalization(statement: Statement, claim: str, seed: int, K: int, Q:
                          epsilon=None, delta=None, Z_reading: str = "pairs"):
     parameters = dict(K=K, Q=Q, d=d, v=v, l_b=l_b, beta=beta, tau=tau, tokens=tokens, trials=trials,
                       test_size=test_size, c=c, v_outside=v_outside, epsilon=epsilon, delta=delta, Z_reading=Z_reading)
-    layout = token_layout(tokens, K)
-    probe = DiverseValueDistribution(K, d, 0.0, l_b, tokens=layout)
-    Z = probe.Z_pairs if Z_reading == "pairs" else probe.Z_clusters
-    uses_delta = "delta <= 1/4" in statement.assumptions
-    v, epsilon, delta = resolve_noise(statement, Q, Z, v, epsilon, delta if uses_delta else 0.0)
-    delta = delta if uses_delta else 0.0
+    probe, Z, v, epsilon, delta, values, unmet = statement_setting(statement, K, Q, d, v, l_b, tokens, c, epsilon,
+                                                                  delta, Z_reading)
+    layout = probe.tokens
     parameters.update(v=v, epsilon=epsilon, delta=delta)
-    values = dict(K=K, Q=Q, d=d, Z=Z, v=v, l_b=l_b, c=c, delta=delta, epsilon=epsilon if epsilon else 1)
-    needed = {s.name for rel in statement.assumptions.values() for s in rel.free_symbols}
-    unmet = assumption_report(statement, **{k: x for k, x in values.items() if k in needed})
     bound = conclusion(statement, "risk_bound", **values)
     probability = conclusion(statement, "success_probability", **values)
     horizon = envelope_functions(_TRAINING[statement.name])[2](K, beta, tau)
@@ -86,7 +79,7 @@ def check_generalization(statement: Statement, claim: str, seed: int, K: int, Q:
                           f"v={v_outside:g}: risk 95% CP upper / bound there": ratio(out_upper, out_bound)})
         details.setdefault("outside bound", out_bound)
         details["outside assumptions"] = {"v": v_outside, "risk": out_rate, "risk CP upper": out_upper,
-                                          "unmet": assumption_report(statement, **{k: x for k, x in {**values, "v": v_outside}.items() if k in needed})}
+                                          "unmet": assumptions_at(statement, {**values, "v": v_outside})}
     derivations = _derivations(statement.name)
     details["derivations"] = [f"{name}: {verdict}" for name, _, verdict in derivations]
     discrepancies = [f"{name}: {verdict}" for name, holds, verdict in derivations if holds is False]

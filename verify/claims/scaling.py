@@ -18,7 +18,7 @@ from verify.claims.generalization import test_risk
 from verify.claims.training_guarantee import float_at_most
 from verify.claims.common import v_boundary
 from verify.data_model import DiverseValueDistribution
-from verify.training import clopper_pearson
+from verify.verdicts import clopper_pearson
 
 
 def _ints(text) -> list[int]:

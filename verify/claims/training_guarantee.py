@@ -13,11 +13,10 @@ import sympy as sp
 import torch
 
 from theory.statements import Statement
-from theory.symbols import Z as Z_sym, v as v_sym, epsilon as eps_sym
 from theory.training_guarantee import (THEOREM_4_2, THEOREM_B3, THEOREM_C5, envelope_at_tau_1,
                                        envelope_slopes_from_lemma_b2, main_text_probability_from_b3)
 from verify.claims import Claim, register
-from verify.claims.common import (assumption_report, conclusion, decide, envelope_functions, flow_with_error,
+from verify.claims.common import (assumptions_at, conclusion, decide, envelope_functions, flow_with_error,
                                   initial_slopes, seeds_for, token_layout, v_boundary)
 from verify.data_model import DiverseValueDistribution
 
@@ -78,21 +77,29 @@ def _ratios(run: dict, prefix: str = "") -> dict[str, float]:
             f"{prefix}max r(tau_1) / r_U(tau_1)": run["end_max"] / run["end_U"]}
 
 
-def check_training_guarantee(statement: Statement, claim: str, seed: int, K: int, Q: int, d: int, v, l_b: float,
-                             beta: float, tau: float, tokens: str, trials: int, c: float, v_outside: float,
-                             grid: int, epsilon=None, delta=None, Z_reading: str = "pairs"):
-    parameters = dict(K=K, Q=Q, d=d, v=v, l_b=l_b, beta=beta, tau=tau, tokens=tokens, trials=trials, c=c,
-                      v_outside=v_outside, grid=grid, epsilon=epsilon, delta=delta, Z_reading=Z_reading)
+def statement_setting(statement: Statement, K: int, Q: int, d: int, v, l_b: float, tokens: str, c: float, epsilon,
+                      delta, Z_reading: str):
+    """The noise-free distribution (its token layout and Z), Z, the resolved noise parameters, the values for
+    `theory`, and the unmet assumptions."""
     layout = token_layout(tokens, K)
     probe = DiverseValueDistribution(K, d, 0.0, l_b, tokens=layout)
     Z = probe.Z_pairs if Z_reading == "pairs" else probe.Z_clusters
     uses_delta = "delta <= 1/4" in statement.assumptions
     v, epsilon, delta = resolve_noise(statement, Q, Z, v, epsilon, delta if uses_delta else 0.0)
     delta = delta if uses_delta else 0.0
-    parameters.update(v=v, epsilon=epsilon, delta=delta)
     values = dict(K=K, Q=Q, d=d, Z=Z, v=v, l_b=l_b, c=c, delta=delta, epsilon=epsilon if epsilon else 1)
-    needed = {s.name for rel in statement.assumptions.values() for s in rel.free_symbols}
-    unmet = assumption_report(statement, **{k: x for k, x in values.items() if k in needed})
+    return probe, Z, v, epsilon, delta, values, assumptions_at(statement, values)
+
+
+def check_training_guarantee(statement: Statement, claim: str, seed: int, K: int, Q: int, d: int, v, l_b: float,
+                             beta: float, tau: float, tokens: str, trials: int, c: float, v_outside: float,
+                             grid: int, epsilon=None, delta=None, Z_reading: str = "pairs"):
+    parameters = dict(K=K, Q=Q, d=d, v=v, l_b=l_b, beta=beta, tau=tau, tokens=tokens, trials=trials, c=c,
+                      v_outside=v_outside, grid=grid, epsilon=epsilon, delta=delta, Z_reading=Z_reading)
+    probe, Z, v, epsilon, delta, values, unmet = statement_setting(statement, K, Q, d, v, l_b, tokens, c, epsilon,
+                                                                  delta, Z_reading)
+    layout = probe.tokens
+    parameters.update(v=v, epsilon=epsilon, delta=delta)
     probability = conclusion(statement, "success_probability", **values)
 
     seeds = seeds_for(seed, trials)
@@ -111,8 +118,7 @@ def check_training_guarantee(statement: Statement, claim: str, seed: int, K: int
         out = _envelope_run(outside_dist, Q, seeds, beta, tau, statement, grid)
         tightness.update(_ratios(out, f"v={v_outside:g}: "))
         tightness[f"v={v_outside:g}: trials outside the envelope"] = int(out["outside"].sum())
-        details["outside assumptions"] = {"v": v_outside, "unmet": assumption_report(
-            statement, **{k: x for k, x in {**values, "v": v_outside}.items() if k in needed})}
+        details["outside assumptions"] = {"v": v_outside, "unmet": assumptions_at(statement, {**values, "v": v_outside})}
     derivations = derivation_checks(statement.name)
     details["derivations"] = [f"{name}: {verdict}" for name, _, verdict in derivations]
     discrepancies = [f"{name}: {verdict}" for name, holds, verdict in derivations if holds is False]

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from verify.real import data as persona_data
 from verify.real import features as feature_maps

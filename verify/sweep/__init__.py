@@ -122,7 +122,7 @@ def run_sweep(config: SweepConfig, store_path: Path | str, executor, resume: boo
                 while True:
                     stored = store.trials(config.name)
                     histories = _search_histories(config, stored)
-                    tasks, errored = [], False
+                    tasks = []
                     for index, point in enumerate(config.points):
                         value = next_search_value(histories[index], spec.start, spec.maximum)
                         if value is None:
@@ -131,7 +131,6 @@ def run_sweep(config: SweepConfig, store_path: Path | str, executor, resume: boo
                         keys = {trial_key(p, s) for p, s in trials}
                         stored_keys = keys & {t["key"] for t in stored}
                         if stored_keys == keys:
-                            errored = True  # all stored, yet no verdict: a trial failed; stop this point
                             continue
                         skipped |= stored_keys
                         tasks += list(_tasks(config, trials, stored_keys))
