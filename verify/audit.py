@@ -50,6 +50,27 @@ def _ratio_of_Q_min() -> DerivationResult:
                             f"Q_min(100)/Q_min(10) = {q100}/{q10} = {sp.N(ratio, 4)}, not the 1.5x a summary claims")
 
 
+def _eq_5_sign() -> DerivationResult:
+    from theory.multi_token import derive_eq_5, multi_token_instance
+
+    derivation = derive_eq_5(multi_token_instance(3, 2, [((0, 1), (0, 2)), ((1, 2), (2, 0))]))
+    sum_is_exact = derivation.residuals["sum"] == 0
+    return DerivationResult("sign of p in Eq. (5)", {"residual (sum)": derivation.residuals["sum"],
+                            "difference reading off by": derivation.difference_gap}, {}, not sum_is_exact,
+                            derivation.verdict)
+
+
+def _statements_per_persona() -> DerivationResult:
+    from verify.real.data import load_shipped_personas
+
+    personas = load_shipped_personas()
+    sizes = sorted(len(p.statements) for p in personas.values())
+    return DerivationResult("statements per persona", {}, {"personas": len(sizes), "smallest": sizes[0],
+                            "largest": sizes[-1]}, None,
+                            f"{len(sizes)} personas of the paper's sets hold {sizes[0]}-{sizes[-1]} statements each "
+                            f"(shipped CC-BY copy), i.e. about {sizes[len(sizes) // 2] // 2} per cluster")
+
+
 def _predecessor_Q_min() -> DerivationResult:
     res = samples_per_value(10, sp.Rational(1, 20), PREDECESSOR_BOUND)
     return DerivationResult("predecessor bound, K = 10, delta = 0.05", {}, {"Q_min": res.Q_min}, None,
@@ -77,7 +98,10 @@ ITEMS = (
               lambda: risk_bound_vacuous_until(1)),
     AuditItem("spec-5.10", "SPEC §5.10", "What does the bound's Q_min(K) grow like?", samples_per_value_asymptotics),
     AuditItem("spec-5.13", "SPEC §5.13", "What would the predecessor's bound require at K = 10?", _predecessor_Q_min),
-    AuditItem("spec-7.5", "SPEC §7.5", "Is Q_min(100)/Q_min(10) about 1.5?", _ratio_of_Q_min),
+    AuditItem("spec-5.8", "SPEC §5.8", "Is the probability factor p of Eq. (5) a difference, as printed?", _eq_5_sign),
+    AuditItem("spec-5.12", "SPEC §5.12", "How many statements does each persona have?", _statements_per_persona),
+    AuditItem("spec-7.5", "SPEC §7.5", "Is Q_min(100)/Q_min(10) well below the 1.5x that a summary claims?",
+              _ratio_of_Q_min),
     AuditItem("pred-6.3", "PREDECESSOR §6.3", "Do Q^(3/4)/256 and e^(-Q^(1/4)/6) follow from the appendix?",
               predecessor_exponents),
     AuditItem("pred-6.4", "PREDECESSOR §6.4", "Is Theorem A.1's printed r^U = 2dv^2 beta^2 t/(N tau) right?",
