@@ -39,6 +39,21 @@ def execute(target: str, parameters: dict, seed: int, quick: bool) -> tuple[str 
         return None, f"{type(error).__name__}: {error} ({os.path.basename(last.filename)}:{last.lineno})", time.perf_counter() - started
 
 
+def _in_flight(tasks: Iterable[Task], submit, finished, width: int) -> Iterator[tuple[Task, tuple]]:
+    """Keep at most `width` tasks submitted; yield (task, outcome) for each as `finished` reports it."""
+    tasks, running = iter(tasks), {}
+    while True:
+        while len(running) < width:
+            task = next(tasks, None)
+            if task is None:
+                break
+            running[submit(task)] = task
+        if not running:
+            return
+        for handle, outcome in finished(list(running)):
+            yield running.pop(handle), outcome
+
+
 class LocalExecutor:
     """A pool of `workers` processes (spawned: a fork of a parent that has touched torch can hang)."""
 
@@ -50,19 +65,9 @@ class LocalExecutor:
 
     def run(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, tuple]]:
         """Yield (task, outcome) as trials finish; at most 2 x workers in flight, so an interruption wastes little."""
-        tasks = iter(tasks)
-        running = {}
-        while True:
-            while len(running) < 2 * self.workers:
-                task = next(tasks, None)
-                if task is None:
-                    break
-                running[self.pool.submit(execute, *task)] = task
-            if not running:
-                return
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield running.pop(future), future.result()
+        def finished(futures):
+            return [(future, future.result()) for future in wait(futures, return_when=FIRST_COMPLETED)[0]]
+        return _in_flight(tasks, lambda task: self.pool.submit(execute, *task), finished, 2 * self.workers)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -96,19 +101,9 @@ class RayExecutor:
         self.remote = ray.remote(num_cpus=1)(execute)
 
     def run(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, tuple]]:
-        tasks = iter(tasks)
-        running = {}
-        while True:
-            while len(running) < 2 * self.workers:
-                task = next(tasks, None)
-                if task is None:
-                    break
-                running[self.remote.remote(*task)] = task
-            if not running:
-                return
-            ready, _ = self.ray.wait(list(running), num_returns=1)
-            for ref in ready:
-                yield running.pop(ref), self.ray.get(ref)
+        def finished(refs):
+            return [(ref, self.ray.get(ref)) for ref in self.ray.wait(refs, num_returns=1)[0]]
+        return _in_flight(tasks, lambda task: self.remote.remote(*task), finished, 2 * self.workers)
 
     def close(self) -> None:
         self.ray.shutdown()
