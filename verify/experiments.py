@@ -5,7 +5,6 @@ Every formula (r_L, r_U, tau_1, the idealised margin, the bounds) comes from the
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -19,6 +18,8 @@ from theory.objectives import ObjectiveDerivation
 from theory.scaling_law import PREDECESSOR_BOUND, SCALING_BOUND, BoundShape, samples_per_value, samples_per_value_table
 from theory.symbols import K as K_symbol, Q as Q_symbol, beta as beta_symbol, r, t as t_symbol, tau as tau_symbol
 from theory.training_guarantee import THEOREM_4_2
+from verify.claims.common import v_boundary
+from verify.claims.training_guarantee import float_at_most
 from verify.data_model import DiverseValueDistribution
 from verify.fits import LinearFit, linear_fit
 from verify.instances import random_instance
@@ -93,10 +94,15 @@ class EnvelopeRun:
         return float(self.margins[-1].min()), float(self.margins[-1].max())
 
 
+def _largest_admissible_noise(Q: int) -> float:
+    """The largest float v with v <= 1/(32 sqrt Q), Theorem 4.2's condition read from the statement."""
+    return float_at_most(v_boundary(THEOREM_4_2, Q))
+
+
 def envelope_run(K: int, l_b: float, Q: int = 16, beta: float = 1.0, tau: float = 1.0, seed: int = 0,
                  points: int = 41) -> EnvelopeRun:
     """Inside Theorem 4.2's conditions: v = 1/(32 sqrt Q), d = min(5Q, 2K + 2) <= 5Q, disjoint tokens (Z = 1)."""
-    v, d = 1 / (32 * math.sqrt(Q)), min(5 * Q, 2 * K + 2)
+    v, d = _largest_admissible_noise(Q), min(5 * Q, 2 * K + 2)
     model = DiverseValueDistribution(K=K, d=d, v=v, l_b=l_b)
     horizon = tau_1(K, beta, tau)
     times = torch.linspace(0, horizon, points, dtype=torch.float64)
@@ -131,7 +137,7 @@ def risk_against_Q(K: int = 2, Qs: Sequence[int] = (8, 16, 32, 64), v_rule: str 
     bound = numpy_function(THEOREM_4_3.conclusions["risk_bound"].subs(K_symbol, K), Q_symbol)
     rows = []
     for q in Qs:
-        v = 1 / (32 * math.sqrt(q)) if v_rule == "theorem" else fixed_v
+        v = _largest_admissible_noise(q) if v_rule == "theorem" else fixed_v
         model = DiverseValueDistribution(K=K, d=min(5 * q, 2 * K + 2), v=v, l_b=l_b)
         result = gradient_flow(model.sample(list(seeds), q), beta, tau, [0.0, tau_1(K, beta, tau)],
                                test=model.test_set(list(seeds), test_size))

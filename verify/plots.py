@@ -13,7 +13,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from theory.objectives import ObjectiveDerivation
-from theory.symbols import r as r_symbol
+from theory.generalization import THEOREM_4_3
+from theory.symbols import K as K_symbol, Q as Q_symbol, r as r_symbol
 from verify.experiments import EnvelopeRun, Lemma41Numeric, ObjectiveRun, RiskRow, ScalingCurves, ValueDiversity
 from verify.fits import linear_fit
 from verify.paper_data import PAPER_TABLES, FineTuningTable
@@ -92,7 +93,8 @@ def risk_against_bound(inside: Sequence[RiskRow], outside: Sequence[RiskRow], K:
     grid = np.geomspace(min(Qs), 2000, 200)
     bound = dict(((row.Q, row.bound) for row in (*inside, *outside)))
     ax.plot(sorted(bound), [bound[q] for q in sorted(bound)], "k+", ms=8)
-    ax.plot(grid, 2 * K * grid**2 * np.exp(-grid / 45), "k-", lw=1, label=r"bound $2KQ^2e^{-Q/45}$ (Thm 4.3)")
+    risk_bound = numpy_function(THEOREM_4_3.conclusions["risk_bound"].subs(K_symbol, K), Q_symbol)
+    ax.plot(grid, risk_bound(grid), "k-", lw=1, label=r"bound $2KQ^2e^{-Q/45}$ (Thm 4.3)")
     ax.axhline(1, color="grey", lw=0.6)
     ax.set(xscale="log", yscale="log", ylim=(1e-4, 1e5), xlabel="Q (samples per cluster)",
            ylabel=r"population risk at $\tau_1$", title=f"Theorem 4.3, K = {K}")
