@@ -45,6 +45,8 @@ def idealised_trajectory(weight: sp.Expr) -> tuple[sp.Eq | None, sp.Expr | None]
     antiderivative = sp.integrate(1 / weight.subs(r, x), (x, 0, r))
     if antiderivative.has(sp.Integral):
         return None, None
+    if antiderivative.has(sp.I):
+        antiderivative = _real_branch(antiderivative, weight)
     implicit = sp.Eq(antiderivative, idealised_time)
     solutions = [
         sol for sol in sp.solve(sp.Eq(antiderivative, s), r)
@@ -52,6 +54,18 @@ def idealised_trajectory(weight: sp.Expr) -> tuple[sp.Eq | None, sp.Expr | None]
     ]
     trajectory = solutions[0].subs(s, idealised_time) if len(solutions) == 1 else None
     return implicit, trajectory
+
+
+def _real_branch(antiderivative: sp.Expr, weight: sp.Expr) -> sp.Expr:
+    """sympy's log branch can leave i*pi terms; the margin runs from 0 towards the nearest fixed point r* > 0,
+    so write r = r* - y with y > 0, simplify, and substitute back."""
+    fixed = sp.solveset(weight, r, sp.S.Reals)
+    ahead = [p for p in fixed if p.is_positive] if isinstance(fixed, sp.FiniteSet) else []
+    if not ahead:
+        return antiderivative
+    nearest, y = min(ahead), sp.Symbol("y", positive=True)
+    real = sp.simplify(antiderivative.subs(r, nearest - y))
+    return antiderivative if real.has(sp.I) else real.subs(y, nearest - r)
 
 
 def _satisfies(antiderivative: sp.Expr, solution: sp.Expr, s: sp.Symbol) -> bool:
