@@ -12,6 +12,7 @@ Why these choices:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -63,18 +64,15 @@ class ResultStore:
         except sqlite3.DatabaseError as error:
             raise StoreError(f"store {self.path}: not a results store ({error})") from None
 
+    @contextlib.contextmanager
     def _transaction(self):
-        store = self
-
-        class _Transaction:
-            def __enter__(self):
-                store.connection.execute("BEGIN IMMEDIATE")  # take the write lock up front: no upgrade deadlock
-
-            def __exit__(self, kind, value, traceback):
-                store.connection.execute("COMMIT" if kind is None else "ROLLBACK")
-                return False
-
-        return _Transaction()
+        self.connection.execute("BEGIN IMMEDIATE")  # take the write lock up front: no upgrade deadlock
+        try:
+            yield
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
 
     def close(self) -> None:
         self.connection.close()
