@@ -19,7 +19,7 @@ from theory.model import symbolic_instance
 from theory.symbols import beta as beta_symbol
 from verify.symbolic import loss_function as _loss_function
 from verify.symbolic import weight_function as _weight_function
-from verify.validation import check_positive as _check_positive
+from verify.validation import check_positive as _check_positive, check_times as _check_times
 
 # The ODE right-hand sides call these at every solver stage; lambdify once per loss, not once per call.
 loss_function = functools.lru_cache(maxsize=64)(_loss_function)
@@ -107,11 +107,6 @@ def interaction_matrix(data: PreferenceData) -> torch.Tensor:
 def margin_velocity(margins, M, beta: float, tau: float, loss: PreferenceLoss = DPO):
     """dr/dt = (beta^2 / (N tau)) M w(r), Eq. (3)."""
     return (beta**2 / (M.shape[0] * tau)) * (M @ weight_function(loss)(margins))
-
-
-def _check_times(times: torch.Tensor) -> None:
-    if times.ndim != 1 or len(times) < 2 or float(times[0]) != 0.0 or not bool((times.diff() > 0).all()):
-        raise ValueError("times must be an increasing 1-D tensor starting at 0 with at least two entries")
 
 
 def integrate_margin_ode(data, beta, tau, times, loss=DPO, rtol=1e-12, atol=1e-14):

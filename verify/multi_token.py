@@ -19,7 +19,7 @@ from theory.losses import DPO
 from theory.symbols import K as K_symbol, beta as beta_symbol, t as t_symbol, tau as tau_symbol
 from verify.model import PreferenceData, reward_margins
 from verify.symbolic import loss_function, torch_function, weight_function
-from verify.validation import check_positive as _check_positive
+from verify.validation import check_positive as _check_positive, check_times
 
 UNIT_ROUNDOFF = 2.0**-53  # float64
 TOLERANCE_CEILING = 1e-9  # the brief's ceiling; the derived tolerance must not exceed it
@@ -310,8 +310,7 @@ def dpo_gradient(W, W0, data: PreferenceData, beta: float) -> torch.Tensor:
 def weight_path(W0, data: PreferenceData, beta: float, tau: float, times: torch.Tensor, rtol=1e-11, atol=1e-13):
     """W(t) at `times` under tau dW/dt = -grad_W L (DPO), by torchdiffeq's dopri5 with autograd gradients."""
     _check_positive("beta", beta), _check_positive("tau", tau)
-    if times.ndim != 1 or float(times[0]) != 0.0 or not bool((times.diff() > 0).all()):
-        raise ValueError("times must be an increasing 1-D tensor starting at 0")
+    check_times(times)
     return odeint(lambda _, W: -dpo_gradient(W, W0, data, beta) / tau, W0.clone(), times,
                   rtol=rtol, atol=atol, method="dopri5")
 

@@ -44,7 +44,7 @@ from theory.training_guarantee import THEOREM_4_2
 from verify.data_model import ClusterSample
 from verify.model import PreferenceData
 from verify.symbolic import loss_function, weight_function
-from verify.validation import check_positive as _check_positive
+from verify.validation import check_positive as _check_positive, check_times
 from verify.verdicts import clopper_pearson
 
 FORMS = ("reduced", "full")
@@ -313,8 +313,7 @@ def gradient_flow(data, beta: float, tau: float, times, loss: PreferenceLoss = D
     data = training_set(data)
     _check_test(test, data)
     times = torch.as_tensor(times, dtype=data.features.dtype, device=data.features.device)
-    if times.ndim != 1 or len(times) < 2 or float(times[0]) != 0.0 or not bool((times.diff() > 0).all()):
-        raise ValueError("times must be an increasing 1-D sequence starting at 0 with at least two entries")
+    check_times(times)
     options = dict(norm=_max_norm)
     if form == "reduced":
         weight = weight_function(loss)
