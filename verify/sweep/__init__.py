@@ -100,11 +100,14 @@ def run_sweep(config: SweepConfig, store_path: Path | str, executor, resume: boo
                    disable=not sys.stderr.isatty() if progress is None else not progress)
         started = time.perf_counter()
 
+        ran_keys = set()
+
         def run(tasks: list) -> None:
             bar.total += len(tasks)
             bar.refresh()
             for (target, parameters, seed, quick), (result, error, seconds) in executor.run(tasks):
                 store.add(config.name, trial_key(parameters, seed), parameters, seed, result, error, seconds, executor.name)
+                ran_keys.add(trial_key(parameters, seed))
                 summary.ran += 1
                 if error is not None:
                     summary.errors.append(f"{trial_key(parameters, seed)}: {error}")
@@ -118,26 +121,30 @@ def run_sweep(config: SweepConfig, store_path: Path | str, executor, resume: boo
                 run(tasks)
             else:
                 spec = config.search
-                skipped = set()
+                used = set()  # keys of every trial the walk relied on, whoever ran it
                 while True:
                     stored = store.trials(config.name)
+                    stored_keys = {t["key"] for t in stored}
                     histories = _search_histories(config, stored)
                     tasks = []
                     for index, point in enumerate(config.points):
+                        # values settled by stored trials never come back from next_search_value,
+                        # so their trials are counted here, not below
+                        for settled in histories[index]:
+                            used |= {trial_key(p, s) for p, s in config.trials({**point, spec.parameter: settled})}
                         value = next_search_value(histories[index], spec.start, spec.maximum)
                         if value is None:
                             continue
                         trials = config.trials({**point, spec.parameter: value})
                         keys = {trial_key(p, s) for p, s in trials}
-                        stored_keys = keys & {t["key"] for t in stored}
-                        if stored_keys == keys:
+                        used |= keys & stored_keys
+                        if keys <= stored_keys:
                             continue
-                        skipped |= stored_keys
                         tasks += list(_tasks(config, trials, stored_keys))
                     if not tasks:
                         break
                     run(tasks)
-                summary.skipped = len(skipped)
+                summary.skipped = len(used - ran_keys)
         finally:
             bar.close()
             summary.seconds = time.perf_counter() - started

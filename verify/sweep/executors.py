@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -22,6 +23,29 @@ def _one_thread() -> None:
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(1)
+
+
+PARENT_POLL_SECONDS = 0.5
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Exit this process soon after `parent_pid` is gone (kill -9 included) instead of living on under init.
+
+    A pool worker never notices on its own: it blocks reading a queue whose write end it holds too. Polling
+    getppid rather than prctl(PR_SET_PDEATHSIG): that signal follows the parent *thread* that spawned the
+    worker, and the pool spawns from whichever thread submits, so it could kill a worker of a live parent.
+    """
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _start_worker(parent_pid: int) -> None:
+    _one_thread()
+    _exit_with_parent(parent_pid)
 
 
 def execute(target: str, parameters: dict, seed: int, quick: bool) -> tuple[str | None, str | None, float]:
@@ -55,13 +79,19 @@ def _in_flight(tasks: Iterable[Task], submit, finished, width: int) -> Iterator[
 
 
 class LocalExecutor:
-    """A pool of `workers` processes (spawned: a fork of a parent that has touched torch can hang)."""
+    """A pool of `workers` processes (spawned: a fork of a parent that has touched torch can hang).
+
+    Workers exit within PARENT_POLL_SECONDS of the parent's death. The multiprocessing resource tracker,
+    the other child, then follows by itself: it exits when the last holder of its pipe (parent and
+    workers) is gone, after unlinking the pool's named semaphores the dead parent could not.
+    """
 
     name = "local"
 
     def __init__(self, workers: int | None = None):
         self.workers = workers or os.cpu_count() or 1
-        self.pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_one_thread)
+        self.pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_start_worker,
+                                        initargs=(os.getpid(),))
 
     def run(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, tuple]]:
         """Yield (task, outcome) as trials finish; at most 2 x workers in flight, so an interruption wastes little."""
