@@ -92,7 +92,7 @@ def refined_exponent_after_remark(v_denominator: int = 32) -> DerivationResult:
     E_real = substitute(E.subs(d, x_D / v**2), sub).subs({Z: x_Z, l_b: x_l})  # x_D = d v^2 <= 5 / v_denominator^2
     signs = {name: sp.factor(sp.diff(E_real, x)).is_negative for name, x in (("Z", x_Z), ("l_b", x_l), ("d", x_D))}
     per_Q = sp.simplify(substitute(E, remark_substitution(v_denominator)) / Q)
-    corners = {z: sp.nsimplify(sp.simplify(per_Q.subs({Z: z, l_b: lb}))) for z, lb in admissible_corners()}
+    corners = {z: sp.simplify(per_Q.subs({Z: z, l_b: lb})) for z, lb in admissible_corners()}
     worst_Z = min(corners, key=lambda z: corners[z])
     worst = corners[worst_Z]
     stated = sp.Rational(1, 45)

@@ -22,7 +22,7 @@ def z_condition_reading() -> DerivationResult:
     return DerivationResult(
         "Z condition reading",
         {"max of l_b^2/4 over l_b <= 1/2": largest_alternative, "proof's Z l_b^2/2 <= 1/8 gives": proof_needs.rhs
-         if hasattr(proof_needs, "rhs") else sp.sympify(proof_needs)},
+         if hasattr(proof_needs, "rhs") else proof_needs},
         {"Z <= l_b^2/4 satisfiable with Z >= 1": satisfiable_alternative},
         not satisfiable_alternative,
         "Z <= 1/(4 l_b^2): the other reading allows no Z >= 1 (l_b^2/4 <= 1/16), and the proof's "

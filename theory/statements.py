@@ -8,12 +8,12 @@ float is taken at its exact binary value (so 0.1 means 3602879701896397/36028797
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Mapping
 
 import mpmath
 import sympy as sp
 
+from theory.numbers import exact_rational
 from theory.symbols import PARAMETERS, Q, Z, d, epsilon, v
 
 DEFAULT_DPS = 30
@@ -66,20 +66,18 @@ class DerivationResult:
 
 
 def exact_number(name: str, value: Any) -> sp.Expr:
-    """Convert a user value to an exact sympy number, or raise ValueError naming the parameter."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if isinstance(value, Fraction):
-        return sp.Rational(value.numerator, value.denominator)
-    if isinstance(value, (int, float, str, sp.Basic)):
-        try:
-            x = sp.Rational(value) if isinstance(value, (int, float, str)) else sp.sympify(value)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{name} must be a number, got {value!r}") from error
-        if not (x.is_number and x.is_real and x.is_finite):
-            raise ValueError(f"{name} must be a finite real number, got {value!r}")
-        return x
-    raise ValueError(f"{name} must be a number, got {value!r}")
+    """Convert a user value to an exact sympy number, or raise ValueError naming the parameter.
+
+    Plain numbers and numeric text go through `theory.numbers` (never an evaluator); sympy numbers built by
+    the code itself are taken as they are.
+    """
+    if isinstance(value, sp.Basic):
+        x = value
+    else:
+        x = exact_rational(name, value)
+    if not (x.is_number and x.is_real and x.is_finite):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    return x
 
 
 def to_mpf(expr: sp.Expr, dps: int = DEFAULT_DPS) -> mpmath.mpf:

@@ -13,7 +13,7 @@ import mpmath
 import sympy as sp
 
 from theory.losses import DPO
-from theory.statements import (DerivationResult, Statement, appendix_probability, log_linear_roots,
+from theory.statements import (DerivationResult, Statement, appendix_probability, exact_number, log_linear_roots,
                                remark_substitution, substitute, to_mpf)
 from theory.symbols import K, N, Q, Z, beta, c, d, delta, epsilon, l_b, r, t, tau, v
 
@@ -243,7 +243,7 @@ def main_text_vacuous_until(K_value: int = 1, c_value=1) -> DerivationResult:
     with s = Q^{3/4}: s/256 - 3 log s <= log 8K) or c sqrt Q/5 <= L(Q) (an interval [Q_A0, Q_A], with
     s = sqrt Q: (c/5) s - 9/2 log s <= log 8K). Both via Lambert W_{-1}.
     """
-    Kv, cv = sp.Integer(K_value), sp.nsimplify(c_value)
+    Kv, cv = sp.Integer(K_value), exact_number("c", c_value)
     if Kv < 1:
         raise ValueError(f"K must be >= 1, got {K_value}")
     if not cv > 0:
@@ -280,7 +280,7 @@ def appendix_vacuous_until(K_value: int = 1, c_value=1, Z_value: int = 4, v_deno
     closed form (W_{-1}); beyond the larger of those roots both terms decrease, so the sum crosses 1 once,
     found by bisection to 10^-25.
     """
-    Kv, cv, Zv = sp.Integer(K_value), sp.nsimplify(c_value), sp.Integer(Z_value)
+    Kv, cv, Zv = sp.Integer(K_value), exact_number("c", c_value), sp.Integer(Z_value)
     if Kv < 1:
         raise ValueError(f"K must be >= 1, got {K_value}")
     if not cv > 0:

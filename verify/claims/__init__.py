@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+from verify.parameters import Parameter, check_footprint, validate_parameters
 from verify.verdicts import Verdict
 
 # Modules that register claims; imported on first use of the registry.
@@ -19,7 +20,9 @@ class Claim:
     """A statement of the paper and the check that measures it.
 
     `check(seed=..., **parameters)` returns a Verdict. `defaults` is the embedded default scale and
-    `quick` the overrides of the quick profile.
+    `quick` the overrides of the quick profile. `specs` declares every parameter (type, domain, meaning);
+    `footprint` estimates the bytes of float arrays a run allocates, so that what would not fit is refused
+    before it starts.
     """
 
     id: str
@@ -29,14 +32,26 @@ class Claim:
     check: Callable[..., Verdict]
     defaults: dict[str, Any] = field(default_factory=dict)
     quick: dict[str, Any] = field(default_factory=dict)
+    specs: Mapping[str, Parameter] = field(default_factory=dict)
+    footprint: Callable[[Mapping[str, Any]], int] | None = None
+
+    def __post_init__(self):
+        undeclared = set(self.defaults) - set(self.specs)
+        if undeclared:
+            raise TypeError(f"claim {self.id}: parameters without a declaration: {', '.join(sorted(undeclared))}")
 
     def parameters(self, quick: bool = False, **overrides) -> dict[str, Any]:
-        unknown = set(overrides) - set(self.defaults)
-        if unknown:
-            raise ValueError(
-                f"claim {self.id} has no parameter {sorted(unknown)[0]!r}; valid: {', '.join(sorted(self.defaults))}"
-            )
-        return {**self.defaults, **(self.quick if quick else {}), **overrides}
+        """The defaults (quick profile if asked) with the overrides, every value checked against `specs`."""
+        specs = {name: spec for name, spec in self.specs.items() if name in self.defaults}
+        values = validate_parameters(f"claim {self.id}", specs,
+                                     {**self.defaults, **(self.quick if quick else {}), **overrides})
+        check_footprint(f"claim {self.id}", self.footprint, values)
+        return values
+
+    def parameter_rows(self) -> list[tuple[str, str, str, str]]:
+        """(name, default, domain, meaning) of every parameter, in the order of the defaults."""
+        return [(name, "auto" if value is None else str(value), self.specs[name].domain(), self.specs[name].meaning)
+                for name, value in self.defaults.items()]
 
     def run(self, quick: bool = False, seed: int = 0, **overrides) -> Verdict:
         return self.check(seed=seed, **self.parameters(quick, **overrides))

@@ -80,6 +80,22 @@ def envelope_functions(statement: Statement):
     return r_L, r_U, tau_1, slope_L, slope_U
 
 
+# --- memory estimates -----------------------------------------------------------------------------------
+# A trained trial holds its features, the flow's copies of them (solver stages) and its margins; a test
+# set holds its features and margins. The factors are upper estimates of those copies, in float64.
+_TRAIN_COPIES, _TEST_COPIES = 12, 4
+
+
+def training_footprint(values) -> int:
+    """Bytes of the float64 arrays of `trials` training sets of 2KQ samples in d dimensions (plus test draws)."""
+    K = max(int(values.get("K", 1)), *(int(k) for k in str(values.get("K_values", "1")).split(",")))
+    d = max(int(values.get("d", 1)) if not isinstance(values.get("d"), str) else 2 * K + 2, K + 1)
+    batch = values.get("trials", 1)
+    train = 2 * K * values.get("Q", 1) * d * _TRAIN_COPIES
+    test = values.get("test_size", 0) * d * _TEST_COPIES
+    return 8 * batch * (train + test)
+
+
 # --- measurement ----------------------------------------------------------------------------------------
 def seeds_for(seed: int, trials: int) -> list[int]:
     return [seed + k for k in range(trials)]

@@ -13,12 +13,14 @@ import sympy as sp
 import torch
 
 from theory.failure_mode import FAILURE_MODE, derive_failure_threshold, margin_cap
+from theory.numbers import exact_rational
 from theory.symbols import beta as beta_sym
 from theory.training_guarantee import THEOREM_4_2
 from verify.claims import Claim, register
-from verify.claims.common import FLOAT_EPS, assumption_report, decide, envelope_functions, seeds_for, v_boundary
+from verify.claims.common import FLOAT_EPS, assumption_report, decide, envelope_functions, seeds_for, training_footprint, v_boundary
 from verify.claims.training_guarantee import float_at_most
 from verify.data_model import DiverseValueDistribution, disjoint_tokens
+from verify.parameters import Parameter, vocabulary
 from verify.training import gradient_flow
 
 
@@ -29,7 +31,7 @@ def check_failure_mode(seed: int, K: int, Q: int, d: int, v, l_b: float, beta: f
     parameters["v"] = v
     dist = DiverseValueDistribution(K, d, v, l_b, tokens=disjoint_tokens(K))
     unmet = assumption_report(THEOREM_4_2, Z=dist.Z_pairs, d=d, v=v, Q=Q, l_b=l_b)  # r <= log 3 rests on Thm 4.2
-    log_threshold = float(sp.log(FAILURE_MODE.conclusions["threshold"].subs(beta_sym, sp.nsimplify(beta))))
+    log_threshold = float(sp.log(FAILURE_MODE.conclusions["threshold"].subs(beta_sym, exact_rational("beta", beta))))
     cap = float(margin_cap())
     seeds = seeds_for(seed, trials)
     sample = dist.sample(seeds, Q)
@@ -87,9 +89,17 @@ def check_failure_mode(seed: int, K: int, Q: int, d: int, v, l_b: float, beta: f
                   discrepancies=[] if symbolic.holds else [f"§7 threshold derivation: {symbolic.verdict}"])
 
 
+_ODDS = Parameter("real", "reference odds rho as a multiple of 3^{1/beta} (the range is spread log-uniformly)",
+                  1e-6, 1e6, low_open=False)
+
 register(Claim(
     "sec7-failure-mode", "Rankings with reference odds above 3^{1/beta} do not flip by tau_1", "§7 (failure modes)",
     "Theorem 4.2's conditions (r(tau_1) <= log 3) and pi_ref(y_l|x)/pi_ref(y_w|x) > 3^{1/beta}",
     check_failure_mode,
     dict(K=6, Q=60, d=8, v=None, l_b=0.25, beta=0.01, tau=1.0, trials=4, odds_low=0.02, odds_high=1.5),
-    dict(K=3, Q=20, d=4, trials=2)))
+    dict(K=3, Q=20, d=4, trials=2),
+    # beta >= 1e-3: the reference logits, about log 3 / beta, stay below ~1e3, where float64 log-odds keep
+    # about 13 significant digits.
+    specs=vocabulary(v="optional", beta=Parameter("real", "DPO's beta", 1e-3, 1e3),
+                     odds_low=_ODDS, odds_high=_ODDS),
+    footprint=lambda p: training_footprint(p) + 8 * p["trials"] * 2 * p["K"] * p["Q"] * (2 * p["K"] + 1) * 4))

@@ -13,7 +13,9 @@ from theory.generalization import THEOREM_4_3, THEOREM_B4, THEOREM_C6, refined_e
 from theory.statements import Statement
 from theory.training_guarantee import THEOREM_4_2, THEOREM_B3, THEOREM_C5
 from verify.claims import Claim, register
-from verify.claims.common import (ratio, assumptions_at, conclusion, decide, envelope_functions, exceeds_rate, seeds_for)
+from verify.claims.common import (ratio, assumptions_at, conclusion, decide, envelope_functions, exceeds_rate, seeds_for,
+                                  training_footprint)
+from verify.parameters import vocabulary
 from verify.claims.training_guarantee import resolve_noise, statement_setting
 from verify.data_model import DiverseValueDistribution
 from verify.training import gradient_flow
@@ -91,6 +93,7 @@ def check_generalization(statement: Statement, claim: str, seed: int, K: int, Q:
 
 
 _COMMON = dict(beta=0.01, tau=1.0, c=1.0, Z_reading="pairs")
+_CLAIM = dict(specs=vocabulary(v="optional", epsilon="optional", delta="optional"), footprint=training_footprint)
 
 register(Claim(
     "theorem-4.3", "Generalization error R(P) <= 2KQ^2 e^{-Q/45} at tau_1", "§4.2, Theorem 4.3",
@@ -98,17 +101,17 @@ register(Claim(
     functools.partial(check_generalization, THEOREM_4_3, "theorem-4.3"),
     # the paper's own point (K = 10, Q = 880, beta = 0.01, l_b = 1/4), small d (d <= 5Q holds)
     dict(K=10, Q=880, d=12, v=None, l_b=0.25, tokens="chain", trials=4, test_size=20000, v_outside=0.3, **_COMMON),
-    dict(K=2, Q=40, d=4, trials=3, test_size=2000)))
+    dict(K=2, Q=40, d=4, trials=3, test_size=2000), **_CLAIM))
 register(Claim(
     "theorem-b.4", "Refined generalization bound 2KQ^2 exp(-eps^2/(2(1 + l_b^2 + d v^2 + 2 eps v))))",
     "App. B, Theorem B.4", "Theorem B.3's conditions",
     functools.partial(check_generalization, THEOREM_B4, "theorem-b.4"),
     dict(K=4, Q=100, d=8, v=5e-4, l_b=0.25, tokens="chain", trials=8, test_size=10000, v_outside=0.3, epsilon=None, **_COMMON),
-    dict(K=2, Q=40, d=4, trials=3, test_size=2000)))
+    dict(K=2, Q=40, d=4, trials=3, test_size=2000), **_CLAIM))
 register(Claim(
     "theorem-c.6", "Generalization for delta-approximately orthogonal clusters", "App. C, Theorem C.6",
     "Theorem C.5's conditions",
     functools.partial(check_generalization, THEOREM_C6, "theorem-c.6"),
     dict(K=4, Q=100, d=8, v=5e-4, l_b=0.25, tokens="chain", trials=8, test_size=10000, v_outside=0.3, epsilon=None,
          delta=None, **_COMMON),
-    dict(K=2, Q=40, d=4, trials=3, test_size=2000)))
+    dict(K=2, Q=40, d=4, trials=3, test_size=2000), **_CLAIM))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from theory import multi_token as mt
 from verify.claims import Claim, register
 from verify.multi_token import check_eq_5, check_individual_rewards, likelihood_displacement
+from verify.parameters import Parameter, vocabulary
 from verify.verdicts import Status, Verdict
 
 # Two prompts, L = 2, sharing tokens and a prefix: every term of Eq. (5) appears.
@@ -64,11 +65,22 @@ def check_individual_rewards_claim(seed: int, V: int, d: int, N: int, beta: floa
                    parameters, seed, 1, 1, max(logit, log_ratio_exact), numeric.tolerance, details)
 
 
+# Eq. (4)'s check is symbolic in every entry of W (V x d symbols): sympy's cost grows fast with V d.
+_SYMBOLIC = vocabulary(V=Parameter("int", "vocabulary size (the symbolic responses use tokens 0-2)", 3, 8),
+                       d=Parameter("int", "feature dimension", 1, 4))
+_NUMERIC = vocabulary(prompts=Parameter("int", "prompts", 1, 10**3), length=Parameter("int", "response length L", 1, 50),
+                      V=Parameter("int", "vocabulary size", 3, 10**4), d=Parameter("int", "feature dimension", 1, 10**4))
+_NUMERIC_FOOTPRINT = lambda p: 8 * 16 * (p["V"] * p["d"] + p.get("prompts", 1) * p.get("length", 1) * (p["V"] + p["d"])
+                                          + p.get("N", 1) * (p["V"] + p["d"]))
+
 register(Claim("eq-4", "Multi-token reward is the sum of token-wise rewards", "§4.3, Eq. (4)",
-               "autoregressive last-layer softmax, fixed context embeddings", check_eq_4, dict(V=3, d=2), {}))
+               "autoregressive last-layer softmax, fixed context embeddings", check_eq_4, dict(V=3, d=2), {},
+               specs=_SYMBOLIC))
 register(Claim("eq-5", "Reward-gradient decomposition with C*, p and d_p", "§4.3, Eq. (5); App. D",
                "gradient flow of W, fixed context embeddings", check_eq_5_claim,
-               dict(prompts=4, length=3, V=6, d=5, beta=0.5), dict(prompts=2)))
+               dict(prompts=4, length=3, V=6, d=5, beta=0.5), dict(prompts=2), specs=_NUMERIC,
+               footprint=_NUMERIC_FOOTPRINT))
 register(Claim("sec7-individual-rewards", "Dynamics of individual-response rewards; likelihood displacement", "§7",
                "single-token responses, gradient flow of W", check_individual_rewards_claim,
-               dict(V=6, d=4, N=10, beta=0.5), {}))
+               dict(V=6, d=4, N=10, beta=0.5), {}, specs=_NUMERIC,
+               footprint=_NUMERIC_FOOTPRINT))

@@ -7,18 +7,23 @@ proved (SPEC §5 item 10): no check can confirm the "Theta".
 """
 from __future__ import annotations
 
-import sympy as sp
-
 from theory.generalization import THEOREM_4_3
+from theory.numbers import exact_rational
 from theory.scaling_law import paper_claim_K10, samples_per_value
 from theory.training_guarantee import THEOREM_4_2
 from verify.claims import Claim, register
-from verify.claims.common import assumption_report, conclusion, decide, envelope_functions, exceeds_rate, seeds_for, token_layout
+from verify.claims.common import (assumption_report, conclusion, decide, envelope_functions, exceeds_rate, seeds_for,
+                                  token_layout, training_footprint)
 from verify.claims.generalization import test_risk
 from verify.claims.training_guarantee import float_at_most
 from verify.claims.common import v_boundary
 from verify.data_model import DiverseValueDistribution
+from verify.parameters import Parameter, vocabulary
 from verify.verdicts import clopper_pearson
+
+
+def _largest_Q_min(parameters) -> int:
+    return max(samples_per_value(K, exact_rational("delta", parameters["delta"])).Q_min for K in _ints(parameters["K_values"]))
 
 
 def _ints(text) -> list[int]:
@@ -31,7 +36,7 @@ def check_scaling_law(seed: int, K_values: str, K_table: str, delta: float, d: i
                       trials=trials, test_size=test_size, c=c, v_outside=v_outside)
     discrepancies, table = [], {}
     for K in sorted(set(_ints(K_table) + _ints(K_values))):
-        Q_min = samples_per_value(K, sp.nsimplify(delta)).Q_min
+        Q_min = samples_per_value(K, exact_rational("delta", delta)).Q_min
         at, before = (conclusion(THEOREM_4_3, "risk_bound", K=K, Q=q) for q in (Q_min, Q_min - 1))
         if not (at <= delta and (Q_min == 40 or before > delta)):
             discrepancies.append(f"K = {K}: Q_min = {Q_min} but the bound is {at:.4g} there and {before:.4g} at Q_min - 1")
@@ -81,4 +86,9 @@ register(Claim(
     "Theorem 4.3's conditions at Q = Q_min(K); delta in (0, 1)", check_scaling_law,
     dict(K_values="1,2,4", K_table="1,10,100,1000", delta=0.05, d=6, l_b=0.25, beta=0.01, tau=1.0, tokens="chain",
          trials=2, test_size=10000, c=1.0, v_outside=0.3),
-    dict(K_values="1", K_table="1,10", trials=1, test_size=1000, d=4, v_outside=0.0)))
+    dict(K_values="1", K_table="1,10", trials=1, test_size=1000, d=4, v_outside=0.0),
+    specs=vocabulary(
+        K_values=Parameter("int-list", "the K at which models are trained at Q_min(K)", 1, 10**4),
+        K_table=Parameter("int-list", "the K of the Q_min(K) table (symbolic only)", 1, 10**12),
+        delta=Parameter("real", "target risk", 0, 1, low_open=True, high_open=True)),
+    footprint=lambda p: training_footprint({**p, "Q": _largest_Q_min(p)})))

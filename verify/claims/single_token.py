@@ -12,6 +12,7 @@ from theory.model import single_token_margin_residual, symbolic_instance
 from verify.claims import Claim, register
 from verify.instances import random_instance
 from verify.model import autograd_gradient, integrate_margin_ode, integrate_weight_flow, symbolic_gradient
+from verify.parameters import Parameter, vocabulary
 from verify.verdicts import Status, Verdict
 
 import sympy as sp
@@ -81,14 +82,23 @@ def check_gpo_weights(seed: int, losses: str) -> Verdict:
                    dict(losses=losses), seed)
 
 
+_SPECS = vocabulary(
+    t_end=Parameter("real", "end time of the flow", 0, 1e4, low_open=True),
+    loss=Parameter("choice", "the preference loss f(r)", choices=tuple(PAPER_LOSSES)),
+    losses=Parameter("choice-list", "the losses whose weights are compared", choices=tuple(PAPER_LOSSES)))
+# Lemma 4.1's check holds W (V x d) and the gradient flow's copies of it, per trial, and the N x d features.
+_FLOW_FOOTPRINT = lambda p: 8 * p.get("trials", 1) * (p["V"] * p["d"] * 12 + p.get("N", 1) * (p["d"] + p["V"]) * 4)
+
 register(Claim(
     "eq-2", "Single-token reward margin is linear in W - W0", "§3, Eq. (2)",
-    "single-token responses, y_w != y_l", check_margin_linearity, dict(V=6, d=4), dict(V=4, d=3)))
+    "single-token responses, y_w != y_l", check_margin_linearity, dict(V=6, d=4), dict(V=4, d=3),
+    specs=vocabulary(V=Parameter("int", "vocabulary size", 2, 40), d=Parameter("int", "feature dimension", 1, 40))))
 register(Claim(
     "lemma-4.1", "Reward dynamics under gradient flow of W", "§4.1, Lemma 4.1, Eq. (3)",
     "fixed features g, only W trained, gradient flow tau dW/dt = -grad L", check_lemma_4_1,
-    dict(V=6, d=4, N=12, trials=6, beta=0.9, tau=1.0, t_end=4.0, loss="dpo"), dict(V=5, d=4, N=10, trials=1, t_end=2.0)))
+    dict(V=6, d=4, N=12, trials=6, beta=0.9, tau=1.0, t_end=4.0, loss="dpo"), dict(V=5, d=4, N=10, trials=1, t_end=2.0),
+    specs=_SPECS, footprint=_FLOW_FOOTPRINT))
 register(Claim(
     "sec7-gpo", "GPO family: sigma(-r) becomes -f'(r)", "§7",
     "loss f differentiable except at kinks (torch's subgradient convention)", check_gpo_weights,
-    dict(losses="dpo,ipo,slic"), {}))
+    dict(losses="dpo,ipo,slic"), {}, specs=_SPECS))

@@ -17,8 +17,9 @@ from theory.training_guarantee import (THEOREM_4_2, THEOREM_B3, THEOREM_C5, enve
                                        envelope_slopes_from_lemma_b2, main_text_probability_from_b3)
 from verify.claims import Claim, register
 from verify.claims.common import (assumptions_at, conclusion, decide, envelope_functions, flow_with_error,
-                                  initial_slopes, seeds_for, token_layout, v_boundary)
+                                  initial_slopes, seeds_for, token_layout, training_footprint, v_boundary)
 from verify.data_model import DiverseValueDistribution
+from verify.parameters import vocabulary
 
 
 def float_at_most(expr) -> float:
@@ -133,19 +134,22 @@ def check_training_guarantee(statement: Statement, claim: str, seed: int, K: int
 
 _COMMON = dict(beta=0.01, tau=1.0, tokens="chain", c=1.0, grid=9, Z_reading="pairs")
 _QUICK = dict(K=2, Q=20, d=4, trials=3, grid=5)
+_SPECS = vocabulary(v="optional", epsilon="optional", delta="optional")
+_CLAIM = dict(specs=_SPECS, footprint=training_footprint)
 
 register(Claim(
     "theorem-4.2", "Training reward guarantee: r_L <= r_i <= r_U up to tau_1", "§4.1, Theorem 4.2 (App. B Remark)",
     "Z <= 1/(4 l_b^2), d <= 5Q, v <= 1/(32 sqrt Q), 1/4 <= l_b <= 1/2; probability 1 - 8KQ^{9/4} e^{-min(c sqrt Q/5, Q^{3/4}/256)}",
     functools.partial(check_training_guarantee, THEOREM_4_2, "theorem-4.2"),
-    dict(K=4, Q=60, d=8, v=None, l_b=0.25, trials=8, v_outside=0.1, **_COMMON), _QUICK))
+    dict(K=4, Q=60, d=8, v=None, l_b=0.25, trials=8, v_outside=0.1, **_COMMON), _QUICK, **_CLAIM))
 register(Claim(
     "theorem-b.3", "Refined training guarantee with the appendix probability", "App. B, Theorem B.3",
     "Z <= 1/(4 l_b^2), d <= 5Q, v <= 1/(4 sqrt Q), eps <= 1/(16 v (Z+2)), 1/4 <= l_b <= 1/2",
     functools.partial(check_training_guarantee, THEOREM_B3, "theorem-b.3"),
-    dict(K=4, Q=60, d=8, v=5e-4, l_b=0.25, trials=8, v_outside=0.1, epsilon=None, **_COMMON), _QUICK))
+    dict(K=4, Q=60, d=8, v=5e-4, l_b=0.25, trials=8, v_outside=0.1, epsilon=None, **_COMMON), _QUICK, **_CLAIM))
 register(Claim(
     "theorem-c.5", "Training guarantee for delta-approximately orthogonal clusters", "App. C, Theorem C.5",
     "B.3's conditions and 0 <= delta <= min(eps v/8, 1/4)",
     functools.partial(check_training_guarantee, THEOREM_C5, "theorem-c.5"),
-    dict(K=4, Q=60, d=8, v=5e-4, l_b=0.25, trials=8, v_outside=0.1, epsilon=None, delta=None, **_COMMON), _QUICK))
+    dict(K=4, Q=60, d=8, v=5e-4, l_b=0.25, trials=8, v_outside=0.1, epsilon=None, delta=None, **_COMMON), _QUICK,
+    **_CLAIM))

@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from verify.sweep.experiments import EXPERIMENTS, resolve_target
+from verify.parameters import SEED
+from verify.sweep.experiments import EXPERIMENTS, check_point, resolve_target
 
 
 class ConfigError(ValueError):
@@ -47,6 +48,8 @@ class ConfigError(ValueError):
 _SWEEP_KEYS = {"name", "target", "seeds", "mode", "samples", "random_seed", "quick"}
 _SEARCH_KEYS = {"parameter", "start", "maximum"}
 _DISTRIBUTION_KEYS = {"low", "high", "log", "integer", "choices"}
+# Trials one sweep may hold: its keys are listed in memory, and a store of this size is already ~1 GB.
+MAX_TRIALS = 10**6
 
 
 @dataclass(frozen=True)
@@ -147,12 +150,15 @@ def parse_config(raw: dict) -> SweepConfig:
 
     seeds = sweep.get("seeds", 1)
     if isinstance(seeds, int) and not isinstance(seeds, bool):
-        _require(seeds >= 1, f"[sweep] seeds must be >= 1, got {seeds}")
+        _require(1 <= seeds <= MAX_TRIALS, f"[sweep] seeds = {seeds}: a count must be in [1, {MAX_TRIALS}]")
         seeds = tuple(range(seeds))
     else:
-        _require(isinstance(seeds, list) and seeds != [] and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds),
-                 f"[sweep] seeds must be a count or a list of non-negative integers, got {seeds!r}")
-        _require(len(set(seeds)) == len(seeds), f"[sweep] seeds has duplicates: {seeds}")
+        _require(isinstance(seeds, list) and seeds != [] and len(seeds) <= MAX_TRIALS
+                 and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds),
+                 f"[sweep] seeds must be a count or a non-empty list of at most {MAX_TRIALS} integers, got {_short(seeds)}")
+        for s in seeds:
+            _checked(SEED, "seed", s)
+        _require(len(set(seeds)) == len(seeds), f"[sweep] seeds has duplicates: {_short(seeds)}")
         seeds = tuple(seeds)
     mode = sweep.get("mode", "grid")
     _require(mode in ("grid", "random"), f"[sweep] mode must be 'grid' or 'random', got {mode!r}")
@@ -180,6 +186,11 @@ def parse_config(raw: dict) -> SweepConfig:
         start, maximum = table.get("start", 1), table.get("maximum", 4096)
         _require(all(isinstance(x, int) and not isinstance(x, bool) for x in (start, maximum)) and 1 <= start <= maximum,
                  f"[search] needs integers 1 <= start <= maximum, got start = {start!r}, maximum = {maximum!r}")
+        for value in (start, maximum):
+            try:
+                check_point(target, {parameter: value}, quick)
+            except ValueError as error:
+                raise ConfigError(f"[search] {error}") from None
         search = SearchSpec(parameter, start, maximum)
 
     if mode == "grid":
@@ -187,6 +198,8 @@ def parse_config(raw: dict) -> SweepConfig:
             ok = _scalar(value) or (isinstance(value, list) and value != [] and all(_scalar(x) for x in value))
             _require(ok, f"[parameters] {key} must be a value or a non-empty list of values in grid mode, got {value!r}")
         axes = {k: (v if isinstance(v, list) else [v]) for k, v in parameters.items()}
+        _require(math.prod(map(len, axes.values())) <= MAX_TRIALS,
+                 f"[parameters] the grid has {math.prod(map(len, axes.values()))} points; at most {MAX_TRIALS} per sweep")
         points = tuple(dict(zip(axes, combo)) for combo in itertools.product(*axes.values()))
     else:
         _require(search is None, "[search] works with mode = 'grid' only")
@@ -196,7 +209,28 @@ def parse_config(raw: dict) -> SweepConfig:
         _require(isinstance(random_seed, int) and not isinstance(random_seed, bool) and random_seed >= 0,
                  f"[sweep] random_seed must be an integer >= 0, got {random_seed!r}")
         points = _random_points(parameters, samples, random_seed)
-    return SweepConfig(name.strip(), target, seeds, mode, points, quick, search, raw)
+    total = len(points) * len(seeds) * (1 if search is None else math.ceil(math.log2(search.maximum)) + 2)
+    _require(total <= MAX_TRIALS, f"[sweep] {len(points)} parameter sets x {len(seeds)} seeds is {total} trials; "
+                                  f"at most {MAX_TRIALS} per sweep")
+    checked = []
+    for point in points:  # the declared parameters of the target: the same validator as `check --set`
+        try:
+            checked.append({**point, **check_point(target, point, quick)})
+        except ValueError as error:
+            raise ConfigError(f"[parameters] {error}") from None
+    return SweepConfig(name.strip(), target, seeds, mode, tuple(checked), quick, search, raw)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _checked(spec, name: str, value) -> None:
+    try:
+        spec.validate(name, value)
+    except ValueError as error:
+        raise ConfigError(f"[sweep] {error}") from None
 
 
 def _random_points(parameters: dict, samples: int, random_seed: int) -> tuple[dict, ...]:

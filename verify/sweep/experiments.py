@@ -20,36 +20,43 @@ from typing import Any, Callable
 
 import torch
 
+from verify.parameters import COMMON, Parameter, check_footprint, validate_parameters, vocabulary
 from verify.verdicts import clopper_pearson
 
 
 @dataclass(frozen=True)
 class Experiment:
     """A trial function `run(seed=..., **parameters) -> dict` with defaults, and an optional pass criterion
-    `passes(results, parameters) -> bool` over a group's trials (used by a sweep's [search])."""
+    `passes(results, parameters) -> bool` over a group's trials (used by a sweep's [search]). `specs` declares
+    every parameter and `footprint` estimates the bytes a trial allocates, as for claims."""
 
     id: str
     description: str
     run: Callable[..., dict]
     defaults: dict[str, Any] = field(default_factory=dict)
     passes: Callable[[list[dict], dict], bool] | None = None
+    specs: Mapping[str, Parameter] = field(default_factory=dict)
+    footprint: Callable[[Mapping[str, Any]], int] | None = None
 
     def parameters(self, **overrides) -> dict[str, Any]:
-        unknown = set(overrides) - set(self.defaults)
-        if unknown:
-            raise ValueError(f"experiment {self.id} has no parameter {sorted(unknown)[0]!r}; "
-                             f"valid: {', '.join(sorted(self.defaults))}")
-        return {**self.defaults, **overrides}
+        """The defaults with the overrides, every value checked against `specs`."""
+        values = validate_parameters(f"experiment {self.id}", self.specs, {**self.defaults, **overrides})
+        check_footprint(f"experiment {self.id}", self.footprint, values)
+        return values
 
 
 REGIMES = ("inside", "fixed-v")
+
+
+def dimension_rules(K: int) -> dict[str, int]:
+    return {"2K+2": 2 * K + 2, "K+1": K + 1}
 
 
 def dimension(d, K: int) -> int:
     """d as an integer, or the rule '2K+2' / 'K+1' (the smallest d holding b and K orthogonal c_i)."""
     if isinstance(d, int) and not isinstance(d, bool):
         return d
-    rules = {"2K+2": 2 * K + 2, "K+1": K + 1}
+    rules = dimension_rules(K)
     if d not in rules:
         raise ValueError(f"d must be an integer or one of {sorted(rules)}, got {d!r}")
     return rules[d]
@@ -97,15 +104,26 @@ def _sleep_trial(seed: int, seconds: float, value: float, Q: int, threshold: int
     return {"value": value * (seed + 1) + Q, "seed": seed}
 
 
+def _scaling_footprint(p) -> int:
+    d = dimension(p["d"], p["K"])
+    return 8 * (2 * p["K"] * p["Q"] * d * 12 + p["test_size"] * d * 4)
+
+
 EXPERIMENTS = {
     "empirical-scaling": Experiment(
         "empirical-scaling", "risk at tau_1 on P against Q, per K (Theorem 4.3's scaling law, measured)",
         empirical_scaling_trial,
         dict(regime="fixed-v", K=1, Q=8, v=0.5, l_b=0.5, d="2K+2", tokens="disjoint", beta=1.0, tau=1.0,
              test_size=20000, delta=0.05),
-        empirical_scaling_passes),
+        empirical_scaling_passes,
+        vocabulary(regime=Parameter("choice", "inside: v at Theorem 4.3's boundary; fixed-v: the given v", choices=REGIMES),
+                   d=Parameter("dimension", "feature dimension, or a rule in K", 1, 10**5, choices=tuple(dimension_rules(1))),
+                   delta=Parameter("real", "target risk of the search's pass criterion", 0, 1, low_open=True, high_open=True)),
+        _scaling_footprint),
     "sleep": Experiment("sleep", "test double: sleeps, returns value * (seed + 1) + Q", _sleep_trial,
-                        dict(seconds=0.0, value=1.0, Q=1, threshold=1), lambda results, p: p["Q"] >= p["threshold"]),
+                        dict(seconds=0.0, value=1.0, Q=1, threshold=1), lambda results, p: p["Q"] >= p["threshold"],
+                        dict(seconds=Parameter("real", "sleep per trial", 0, 3600), value=Parameter("real", "returned scale", -1e6, 1e6),
+                             Q=COMMON["Q"], threshold=Parameter("int", "smallest passing Q", 1, 10**7))),
 }
 
 
@@ -121,6 +139,18 @@ def resolve_target(target: str):
     from verify.claims import get_claim
 
     return kind, name, get_claim(name).defaults
+
+
+def check_point(target: str, point: dict, quick: bool = False) -> dict:
+    """The values of `point` checked against the target's declared parameters (the same validator as the CLI)."""
+    kind, name, _ = resolve_target(target)
+    if kind == "experiment":
+        full = EXPERIMENTS[name].parameters(**point)
+    else:
+        from verify.claims import get_claim
+
+        full = get_claim(name).parameters(quick, **point)
+    return {key: full[key] for key in point}
 
 
 def run_trial(target: str, parameters: dict, seed: int, quick: bool = False) -> dict:
