@@ -11,7 +11,11 @@ import math
 
 from hypothesis import example, given, note, settings, strategies as st, target
 
+import sympy as sp
+
+from theory.numbers import exact_rational
 from verify.claims import get_claim
+from verify.claims.training_guarantee import float_at_most
 from verify.verdicts import Status
 
 # A third of the active profile's budget per property: 20 properties in the `ci` profile stay fast, and
@@ -19,6 +23,12 @@ from verify.verdicts import Status
 EXAMPLES = max(2, settings.default.max_examples // 5)
 SEEDS = st.integers(0, 2**16)
 SMALL = dict(beta=0.01, tau=1.0, trials=2)
+
+
+def v_inside(fraction: float, Q: int) -> float:
+    """fraction / (32 sqrt Q) as the largest float at or below the exact value: computed in floats it can land
+    above the exact boundary (by 1e-19 at Q = 40) and so outside the assumptions it was drawn inside."""
+    return float_at_most(exact_rational("fraction", fraction) / (32 * sp.sqrt(Q)))
 
 
 def run(claim_id, seed, **parameters):
@@ -55,7 +65,7 @@ def envelope_inside(draw, appendix=False):
     l_b = draw(st.floats(0.25, 0.5 if Z == 1 else 0.35))
     fraction = draw(st.floats(0.0, 1.0))
     # main text: v <= 1/(32 sqrt Q); appendix: small v so that eps = 1/(16 v (Z+2)) is meaningful
-    v = fraction / (32 * math.sqrt(Q)) if not appendix else 1e-4 + fraction * 1e-3
+    v = v_inside(fraction, Q) if not appendix else 1e-4 + fraction * 1e-3
     return dict(K=K, Q=Q, d=d, v=v, l_b=l_b, tokens=tokens, c=1.0, v_outside=0.0, grid=4, Z_reading="pairs", **SMALL)
 
 
@@ -120,7 +130,7 @@ def risk_inside(draw, appendix=False):
     params.pop("grid")
     if not appendix:
         params["Q"] = draw(st.integers(40, 120))  # Theorem 4.3 needs Q >= 40
-        params["v"] = draw(st.floats(0, 1)) / (32 * math.sqrt(params["Q"]))
+        params["v"] = v_inside(draw(st.floats(0, 1)), params["Q"])
     return dict(params, test_size=400)
 
 
@@ -140,7 +150,7 @@ def test_theorem_4_3_inside(params, seed):
 @given(risk_inside(), SEEDS, st.sampled_from(["Q", "v"]))
 def test_theorem_4_3_just_outside(params, seed, broken):
     if broken == "Q":
-        params.update(Q=20, v=min(params["v"], 1 / (32 * math.sqrt(20))))  # Q >= 40 fails
+        params.update(Q=20, v=min(params["v"], v_inside(1.0, 20)))  # Q >= 40 fails
     else:
         params["v"] = 0.1  # fixed noise
     outside("theorem-4.3", seed, **params)
@@ -227,7 +237,7 @@ def test_scaling_law_just_outside(l_b, seed):
 def failure_inside(draw):
     K = draw(st.integers(2, 4))
     Q = draw(st.integers(2, 20))
-    return dict(K=K, Q=Q, d=draw(st.integers(K + 1, K + 4)), v=draw(st.floats(0, 1)) / (32 * math.sqrt(Q)),
+    return dict(K=K, Q=Q, d=draw(st.integers(K + 1, K + 4)), v=v_inside(draw(st.floats(0, 1)), Q),
                 l_b=draw(st.floats(0.25, 0.5)), beta=draw(st.floats(0.005, 0.5)), tau=1.0, trials=2,
                 odds_low=draw(st.floats(0.01, 0.9)), odds_high=draw(st.floats(1.2, 3.0)))
 

@@ -81,7 +81,7 @@ def test_audit_one_item():
     (("scaling", "--K", "1,x"), "comma-separated integers"),
     (("scaling", "--K", "0"), "K"),
     (("audit", "--item", "nope"), "unknown audit item"),
-    (("run", "--seed", "abc"), "invalid int value"),
+    (("run", "--seed", "abc"), "parameter seed = 'abc' is not a number"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, fragment, tmp_path):
     assert_usage_error(run_cli(*args, cwd=tmp_path), fragment)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sympy as sp
+from theory.numbers import exact_rational
 
 from verify import experiments, plots
 
@@ -23,7 +23,7 @@ def risk_against_Q(path: Path, K: int = 2, Qs=(8, 16, 32, 64), fixed_v: float = 
 
 def samples_per_value_curve(path: Path, delta: float = 0.05, K_max: int = 1000) -> Path:
     """Fig. 4's analogue: Q_min(K) with the paper's K = 10 point, and the predecessor's bound."""
-    return plots.save(plots.samples_per_value_comparison(experiments.scaling_curves(sp.nsimplify(delta), K_max)), path)
+    return plots.save(plots.samples_per_value_comparison(experiments.scaling_curves(exact_rational("delta", delta), K_max)), path)
 
 
 def margin_growth_by_K(path: Path, Ks=(1, 2, 4, 8, 16)) -> Path:

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
-import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from verify.outputs import write_folder_atomically
 from verify.verdicts import Verdict
 
 
@@ -33,12 +32,12 @@ def verdict_table(verdicts: Iterable[Verdict]) -> str:
 
 
 def write_report(output: Path, verdicts: list[Verdict], figures: dict[str, Callable[[Path], Any]],
-                 run_info: dict[str, Any], progress: Callable[[str], None] = lambda name: None) -> Path:
-    """Build the report in a temporary sibling folder and move it into place only when complete."""
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
-    try:
+                 run_info: dict[str, Any], progress: Callable[[str], None] = lambda name: None,
+                 option: str = "output") -> Path:
+    """Build the report in a hidden sibling folder and swap it in only when complete (verify.outputs): an
+    existing `output` is replaced only if an earlier report of this tool wrote it and nothing else is there."""
+
+    def build(staging: Path) -> None:
         for name, draw in figures.items():
             progress(name)
             draw(staging / name)
@@ -49,10 +48,6 @@ def write_report(output: Path, verdicts: list[Verdict], figures: dict[str, Calla
         (staging / "report.md").write_text(
             f"# dpo-verify report\n\nProfile: {run_info.get('profile')}; seed {run_info.get('seed')}.\n\n"
             f"## Verdicts\n\n{verdict_table(verdicts)}\n\n## Figures\n\n{figure_lines}\n")
-        if output.exists():
-            shutil.rmtree(output)
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return output
+
+    write_folder_atomically(output, build, kind="run", option=option)
+    return Path(output)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from verify.outputs import check_output_folder, write_folder_atomically
 from verify.real import data as persona_data
 from verify.real import features as feature_maps
 from verify.real.last_layer import (PAPER_BETA, PAPER_LR, PAPER_STEPS, LastLayerRun, linear_fit, pool,
@@ -137,14 +138,16 @@ def run_real_report(output_dir: Path, data_dir: Path | None = None, quick: bool 
                     seed: int = DEFAULT_SEED, per_cluster: int | None = None, causal_lm: str | Path | None = None) -> dict:
     """Produce the real-data report in `output_dir` and return its summary (also written to results.json).
 
+    The folder is written whole at the end (verify.outputs.write_folder_atomically); an existing one is
+    replaced only if an earlier report of this tool wrote it.
+
     data_dir: a full copy of the persona dataset (default: the trimmed copy shipped with the package).
     quick: QUICK_PER_CLUSTER statements per cluster instead of DEFAULT_PER_CLUSTER (for tests; seconds).
     per_cluster: override the statements drawn per cluster (None: the mode's default; 0 or less: all).
     causal_lm: a local Hugging Face causal-LM directory to use instead of the bundled sentence encoder.
     """
     started = time.perf_counter()
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    check_output_folder(output_dir, "output_dir")  # before the work; nothing is created until it is done
     if per_cluster is None:
         per_cluster = QUICK_PER_CLUSTER if quick else DEFAULT_PER_CLUSTER
     cap = None if per_cluster <= 0 else int(per_cluster)
@@ -218,31 +221,36 @@ def run_real_report(output_dir: Path, data_dir: Path | None = None, quick: bool 
 
     trend, error_fit = _trend(Ks, runs)
     gd_trend, gd_fit = _trend(Ks, gd_runs)
-    figures = _figures(output_dir, names, raw, centred, runs, error_fit, spreads_plus, gd_runs, gd_fit, eta)
-    elapsed = time.perf_counter() - started
-    summary = {
-        "mode": "quick" if quick else "full",
-        "seed": seed,
-        "statements_per_cluster": cap,
-        "data": "shipped trimmed copy (CC-BY 4.0, Perez et al. 2022)" if data_dir is None else str(data_dir),
-        "source": source,
-        "dimension": d,
-        "setup": {"beta": PAPER_BETA, "lr": PAPER_LR, "steps": PAPER_STEPS, "optimizer": "Adam, full batch",
-                  "split": "90/10 over the pooled statements of the K personas", "tokens": ["Yes", "No"]},
-        "geometry": geometry,
-        "cluster_spread": spread,
-        "fitted_parameters": {K: {**asdict(f), "Z_pairs": f.Z_pairs, "Z_clusters": f.Z_clusters} for K, f in fits.items()},
-        "theorem_checks": checks,
-        "last_layer": {K: {k: v for k, v in asdict(r).items()} for K, r in zip(Ks, runs)},
-        "trend": trend,
-        "gradient_descent": {"eta": eta, "runs": {K: asdict(r) for K, r in zip(Ks, gd_runs)}, "trend": gd_trend},
-        "figures": figures,
-        "seconds": {"total": elapsed, "features": feature_seconds},
-    }
-    summary = _jsonable(summary)
-    (output_dir / "results.json").write_text(json.dumps(summary, indent=1))
-    (output_dir / "report.md").write_text(render_markdown(summary))
-    _log(progress, f"report written to {output_dir} in {elapsed:.1f} s")
+
+    def build(staging: Path) -> dict:
+        figures = _figures(staging, names, raw, centred, runs, error_fit, spreads_plus, gd_runs, gd_fit, eta)
+        elapsed = time.perf_counter() - started
+        summary = {
+            "mode": "quick" if quick else "full",
+            "seed": seed,
+            "statements_per_cluster": cap,
+            "data": "shipped trimmed copy (CC-BY 4.0, Perez et al. 2022)" if data_dir is None else str(data_dir),
+            "source": source,
+            "dimension": d,
+            "setup": {"beta": PAPER_BETA, "lr": PAPER_LR, "steps": PAPER_STEPS, "optimizer": "Adam, full batch",
+                      "split": "90/10 over the pooled statements of the K personas", "tokens": ["Yes", "No"]},
+            "geometry": geometry,
+            "cluster_spread": spread,
+            "fitted_parameters": {K: {**asdict(f), "Z_pairs": f.Z_pairs, "Z_clusters": f.Z_clusters} for K, f in fits.items()},
+            "theorem_checks": checks,
+            "last_layer": {K: {k: v for k, v in asdict(r).items()} for K, r in zip(Ks, runs)},
+            "trend": trend,
+            "gradient_descent": {"eta": eta, "runs": {K: asdict(r) for K, r in zip(Ks, gd_runs)}, "trend": gd_trend},
+            "figures": figures,
+            "seconds": {"total": elapsed, "features": feature_seconds},
+        }
+        summary = _jsonable(summary)
+        (staging / "results.json").write_text(json.dumps(summary, indent=1))
+        (staging / "report.md").write_text(render_markdown(summary))
+        return summary
+
+    summary = write_folder_atomically(output_dir, build, kind="real", option="output_dir")
+    _log(progress, f"report written to {output_dir} in {time.perf_counter() - started:.1f} s")
     return summary
 
 

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from theory.numbers import exact_rational
+from verify.outputs import (check_existing_store, check_output_folder, path_inside, safe_file_name,
+                            write_folder_atomically)
 from verify.sweep.config import canonical_json, parse_config, trial_key
 from verify.sweep.store import ResultStore, StoreError
 
@@ -29,11 +32,9 @@ def fit_log(Ks, Qs) -> tuple[float, float, float]:
 
 
 def theory_Q_min(Ks, delta: float) -> dict[int, int]:
-    import sympy as sp
-
     from theory.scaling_law import samples_per_value_table
 
-    return {k: q for k, _, q in samples_per_value_table(sorted(set(Ks)), sp.nsimplify(delta))}
+    return {k: q for k, _, q in samples_per_value_table(sorted(set(Ks)), exact_rational("delta", delta))}
 
 
 def _numeric(value) -> bool:
@@ -142,66 +143,82 @@ def _empirical_scaling_section(config, rows: list[dict], output: Path, name: str
     right.set(xscale="log", xlabel="Q", ylabel="test risk at $\\tau_1$ (pooled)", title="fixed-v: risk against Q")
     right.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    figure = output / f"{name}_scaling.png"
+    figure = _figure_path(output, f"{name}_scaling")
     fig.savefig(figure, dpi=130)
     plt.close(fig)
     lines += [f"![empirical scaling law]({figure.name})", ""]
     return lines
 
 
-def write_sweep_report(store_path: Path | str, output: Path | str) -> Path:
+def _figure_path(output: Path, stem: str) -> Path:
+    """A PNG in `output` named after `stem` (made of sweep names and result fields from the store), sanitised
+    to stay inside `output`; '-2', '-3', ... keeps apart two sweeps whose names sanitise alike."""
+    base = safe_file_name(stem)[:100]  # room for the number within the name limit
+    path, number = path_inside(output, base, ".png"), 2
+    while path.exists():
+        path = path_inside(output, f"{base}-{number}", ".png")
+        number += 1
+    return path
+
+
+def write_sweep_report(store_path: Path | str, output: Path | str, option: str = "output") -> Path:
+    """Write report.md and figures of every sweep in the store to the folder `output` (all or nothing, see
+    verify.outputs); the store is checked, and only read, before anything is created."""
     store_path, output = Path(store_path), Path(output)
-    if not store_path.is_file():
-        raise StoreError(f"store {store_path}: no such file")
-    output.mkdir(parents=True, exist_ok=True)
-    lines = [f"# Sweep report: {store_path.name}", ""]
+    check_existing_store(store_path)
+    check_output_folder(output, option)
     with ResultStore(store_path) as store:
         sweeps = store.sweeps()
         if not sweeps:
             raise StoreError(f"store {store_path} holds no sweep")
-        for sweep in sweeps:
-            trials = store.trials(sweep["sweep"])
-            config = parse_config(sweep["config"])
-            failed = [t for t in trials if t["error"] is not None]
-            seconds = sum(t["seconds"] or 0 for t in trials)
-            lines += [f"## {sweep['sweep']}", "",
-                      f"target `{sweep['target']}`, fingerprint `{sweep['fingerprint']}`, {len(trials)} trials "
-                      f"({len(failed)} failed), {seconds:.1f} s of trial time, seeds {list(config.seeds)}.", ""]
-            if failed:
-                lines += [f"First failure: `{failed[0]['key']}`: {failed[0]['error']}", ""]
-            if config.search is not None:
-                rows = search_table(config, trials)
-                if config.target == "experiment:empirical-scaling":
-                    lines += _empirical_scaling_section(config, rows, output, sweep["sweep"])
-                lines += [f"Search for the smallest `{config.search.parameter}` per grid point:", ""]
-                lines += _table(["point", f"{config.search.parameter} found", "tried (value: errors/n, pass)"],
-                                [[canonical_json(r["point"]), r["found"],
-                                  "; ".join(f"{q}: {o['errors']}/{o['n']} {'✓' if o['passes'] else '✗'}" for q, o in r["tried"].items())]
-                                 for r in rows]) + [""]
-                continue
-            groups = group_trials([t for t in trials if t["error"] is None])
-            fields = sorted({k for t in trials if t["result"] for k, v in t["result"].items() if _numeric(v)})[:8]
-            has_status = any(t["result"] and "status" in t["result"] for t in trials)
-            header = ["parameters", "seeds"] + (["verdicts"] if has_status else []) + [f"mean {f}" for f in fields]
-            rows = []
-            for key, group in groups.items():
-                row = [key, len(group)]
-                if has_status:
-                    counts = defaultdict(int)
-                    for t in group:
-                        counts[t["result"].get("status")] += 1
-                    row.append(", ".join(f"{s} {n}" for s, n in sorted(counts.items())))
-                for f in fields:
-                    values = [t["result"][f] for t in group if _numeric(t["result"].get(f))]
-                    row.append(float(np.mean(values)) if values else "-")
-                rows.append(row)
-            lines += _table(header, rows) + [""]
-            figure = _generic_plot([t for t in trials if t["error"] is None], fields, output, sweep["sweep"])
-            if figure is not None:
-                lines += [f"![{sweep['sweep']}]({figure.name})", ""]
-    report = output / "report.md"
-    report.write_text("\n".join(lines))
-    return report
+        write_folder_atomically(output, lambda staging: _write_report(store, sweeps, store_path, staging),
+                                kind="sweep-report", option=option)
+    return output / "report.md"
+
+
+def _write_report(store: ResultStore, sweeps: list[dict], store_path: Path, output: Path) -> None:
+    lines = [f"# Sweep report: {store_path.name}", ""]
+    for sweep in sweeps:
+        trials = store.trials(sweep["sweep"])
+        config = parse_config(sweep["config"])
+        failed = [t for t in trials if t["error"] is not None]
+        seconds = sum(t["seconds"] or 0 for t in trials)
+        lines += [f"## {sweep['sweep']}", "",
+                  f"target `{sweep['target']}`, fingerprint `{sweep['fingerprint']}`, {len(trials)} trials "
+                  f"({len(failed)} failed), {seconds:.1f} s of trial time, seeds {list(config.seeds)}.", ""]
+        if failed:
+            lines += [f"First failure: `{failed[0]['key']}`: {failed[0]['error']}", ""]
+        if config.search is not None:
+            rows = search_table(config, trials)
+            if config.target == "experiment:empirical-scaling":
+                lines += _empirical_scaling_section(config, rows, output, sweep["sweep"])
+            lines += [f"Search for the smallest `{config.search.parameter}` per grid point:", ""]
+            lines += _table(["point", f"{config.search.parameter} found", "tried (value: errors/n, pass)"],
+                            [[canonical_json(r["point"]), r["found"],
+                              "; ".join(f"{q}: {o['errors']}/{o['n']} {'✓' if o['passes'] else '✗'}" for q, o in r["tried"].items())]
+                             for r in rows]) + [""]
+            continue
+        groups = group_trials([t for t in trials if t["error"] is None])
+        fields = sorted({k for t in trials if t["result"] for k, v in t["result"].items() if _numeric(v)})[:8]
+        has_status = any(t["result"] and "status" in t["result"] for t in trials)
+        header = ["parameters", "seeds"] + (["verdicts"] if has_status else []) + [f"mean {f}" for f in fields]
+        rows = []
+        for key, group in groups.items():
+            row = [key, len(group)]
+            if has_status:
+                counts = defaultdict(int)
+                for t in group:
+                    counts[t["result"].get("status")] += 1
+                row.append(", ".join(f"{s} {n}" for s, n in sorted(counts.items())))
+            for f in fields:
+                values = [t["result"][f] for t in group if _numeric(t["result"].get(f))]
+                row.append(float(np.mean(values)) if values else "-")
+            rows.append(row)
+        lines += _table(header, rows) + [""]
+        figure = _generic_plot([t for t in trials if t["error"] is None], fields, output, sweep["sweep"])
+        if figure is not None:
+            lines += [f"![{sweep['sweep']}]({figure.name})", ""]
+    (output / "report.md").write_text("\n".join(lines))
 
 
 def _generic_plot(trials: list[dict], fields: list[str], output: Path, name: str) -> Path | None:
@@ -234,7 +251,7 @@ def _generic_plot(trials: list[dict], fields: list[str], output: Path, name: str
     if any(label != "{}" for label in lines):
         ax.legend(fontsize=7)
     fig.tight_layout()
-    path = output / f"{name}_{y_name}_against_{x_name}.png"
+    path = _figure_path(output, f"{name}_{y_name}_against_{x_name}")
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
