@@ -121,19 +121,23 @@ def load_shipped_personas(names: Sequence[str] | None = None) -> dict[str, Perso
     return {n: _persona(n, rows[n]) for n in wanted}
 
 
+class MissingData(FileNotFoundError, ValueError):
+    """A data folder without the files asked for: bad input, reported in one line by the command line."""
+
+
 def _persona_file(data_dir: Path, name: str) -> Path:
     # Accept the persona folder itself or a checkout of the evals repository (which has persona/ inside).
     for candidate in (data_dir / f"{name}.jsonl", data_dir / "persona" / f"{name}.jsonl"):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"no {name}.jsonl in {data_dir} or {data_dir / 'persona'}")
+    raise MissingData(f"--data-dir {data_dir}: no {name}.jsonl in it or in {data_dir / 'persona'}")
 
 
 def load_persona_directory(data_dir: Path, names: Sequence[str]) -> dict[str, PersonaStatements]:
     """Personas from a full copy of the dataset (one `<name>.jsonl` per persona)."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise FileNotFoundError(f"data_dir {data_dir} is not a directory")
+        raise MissingData(f"--data-dir {data_dir}: not a folder")
     out = {}
     for name in names:
         path = _persona_file(data_dir, name)

@@ -7,6 +7,7 @@ thread: trials are the parallelism, and more threads per worker would only overs
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -140,12 +141,14 @@ class RayExecutor:
 
 
 def make_executor(kind: str, workers: int | None = None, address: str | None = None):
-    if workers is not None and workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {workers}")
+    if workers is not None and not 1 <= workers <= 1024:
+        raise ValueError(f"--workers must be in [1, 1024], got {workers}")
     if kind == "local":
         if address is not None:
             raise ValueError("--address applies to --executor ray only")
         return LocalExecutor(workers)
     if kind == "ray":
+        if address not in (None, "auto", "local") and not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}", address):
+            raise ValueError(f"--address {address!r}: must be auto, local or HOST:PORT")
         return RayExecutor(address, workers)
     raise ValueError(f"--executor must be 'local' or 'ray', got {kind!r}")
