@@ -10,11 +10,23 @@ same expression, i.e. Heaviside(0) = 0 (as relu'(0) = 0) and sign(0) = 0. For SL
 from __future__ import annotations
 
 import ast
+import math
+import sys
 from dataclasses import dataclass
+from fractions import Fraction
+from functools import cached_property
 
 import sympy as sp
 
+from theory.numbers import exact_rational
 from theory.symbols import r
+
+
+# sympy's solvers, integrator and simplifier fail on some valid input with errors other than
+# NotImplementedError (a TypeError from a nan comparison inside solveset, for one). Around those calls,
+# any of these means "sympy found no closed form", never bad input.
+SYMPY_GAVE_UP = (NotImplementedError, TypeError, ValueError, AttributeError, IndexError, KeyError,
+                 ZeroDivisionError, RecursionError)
 
 
 def apply_subgradient_convention(expr: sp.Expr) -> sp.Expr:
@@ -29,15 +41,20 @@ class PreferenceLoss:
     name: str
     f: sp.Expr
 
-    @property
+    @cached_property
     def weight(self) -> sp.Expr:
-        """-f'(r), with the subgradient convention of this module."""
+        """-f'(r), with the subgradient convention of this module (simplified once, then kept)."""
         derivative = sp.diff(self.f, r)
         if derivative.has(sp.Derivative, sp.Subs, sp.DiracDelta):
             raise ValueError(f"loss {self.name!r}: f(r) = {self.f} has no usable derivative in r (got {derivative})")
         weight = apply_subgradient_convention(-derivative)
         # simplify() would rewrite sign/Heaviside kinks into Piecewise forms that hide the convention.
-        return weight if weight.has(sp.sign, sp.Heaviside, sp.Abs, sp.Piecewise) else sp.simplify(weight)
+        if weight.has(sp.sign, sp.Heaviside, sp.Abs, sp.Piecewise):
+            return weight
+        try:
+            return sp.simplify(weight)
+        except SYMPY_GAVE_UP:
+            return weight
 
     def latex(self) -> str:
         return rf"f(r) = {sp.latex(self.f)},\qquad -f'(r) = {sp.latex(self.weight)}"
@@ -62,54 +79,218 @@ PRINTED_WEIGHTS = {
 
 # --- user expressions -------------------------------------------------------------------------
 # A user's f(r) is translated from Python's syntax tree by hand: nothing reaches eval, sympify or
-# parse_expr, so no string can run code.
+# parse_expr, so no string can run code. The tree is also bounded before sympy sees it, because sympy
+# evaluates numeric powers eagerly in C-level integer arithmetic that no time limit can interrupt
+# ('r**10**10' would allocate gigabytes): the bounds keep every number sympy builds small.
+MAX_EXPRESSION_CHARS = 2000
+MAX_NODES = 500  # numbers, names, operators and calls; a realistic loss has a few dozen
+MAX_DEPTH = 50  # nesting levels; a chain a + b - c or a * b / c is one level, as it is read
+MAX_LITERAL = 10**12  # every number literal is 0 or has 10**-12 <= |x| <= 10**12
+MAX_EXPONENT = 64  # a constant exponent p has |p| <= 64; numbers inside an exponent of r have |x| <= 64
+# Numbers sympy builds from powers stay below 2**10000 (about 3000 digits): fast to compute, and under
+# Python's 4300-digit limit for printing an integer.
+MAX_NUMBER_BITS = 10_000
+
 _FUNCTIONS = {
     "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "Abs": sp.Abs, "abs": sp.Abs,
     "Max": sp.Max, "max": sp.Max, "Min": sp.Min, "min": sp.Min,
     "tanh": sp.tanh, "sigmoid": sigmoid, "logsigmoid": lambda x: sp.log(sigmoid(x)),
     "softplus": lambda x: sp.log(1 + sp.exp(x)), "relu": lambda x: sp.Max(0, x),
 }
+# (fewest, most) arguments; None means no upper bound.
+_ARITY = {name: (1, 1) for name in _FUNCTIONS}
+_ARITY.update({"log": (1, 2), "Max": (1, None), "max": (1, None), "Min": (1, None), "min": (1, None)})
+# Functions that put their argument into an exponent (exp(x) = E**x), bounded like the exponent of **.
+_EXPONENTIAL = {"exp", "sigmoid", "logsigmoid", "softplus"}
 _CONSTANTS = {"r": r, "pi": sp.pi, "E": sp.E}
-_BINARY = {ast.Add: sp.Add, ast.Sub: lambda a, b: a - b, ast.Mult: sp.Mul,
-           ast.Div: lambda a, b: a / b, ast.Pow: sp.Pow}
+_ADDITIVE, _MULTIPLICATIVE = (ast.Add, ast.Sub), (ast.Mult, ast.Div)
 _UNARY = {ast.USub: lambda a: -a, ast.UAdd: lambda a: a}
 
 
-def _translate(node: ast.AST) -> sp.Expr:
+def _chain_group(node: ast.AST):
+    """The operator group of a + - or * / node, whose left-nested chains are read as one flat sum or product."""
+    if isinstance(node, ast.BinOp):
+        for group in (_ADDITIVE, _MULTIPLICATIVE):
+            if isinstance(node.op, group):
+                return group
+    return None
+
+
+def _check_size(tree: ast.Expression) -> None:
+    """Count nodes and nesting without recursion: the tree of a 2000-character input can be 2000 deep."""
+    nodes, stack = 0, [(tree.body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise ValueError(f"loss expression has more than {MAX_NODES} numbers, names and operators")
+        if depth > MAX_DEPTH:
+            raise ValueError(f"loss expression is nested more than {MAX_DEPTH} levels deep")
+        group = _chain_group(node)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.expr):
+                continues_chain = group is not None and child is node.left and _chain_group(child) is group
+                stack.append((child, depth if continues_chain else depth + 1))
+
+
+def _number(node: ast.Constant, source: str) -> sp.Rational:
+    """A literal as the exact rational it spells: '0.1' is 1/10, not the nearest float."""
+    value = node.value
+    if isinstance(value, float):
+        segment = ast.get_source_segment(source, node)
+        if not math.isfinite(value):
+            raise ValueError(f"number {segment or value} in the loss is not finite (it overflows float64)")
+        exact = Fraction(segment.replace("_", "")) if segment else Fraction(value)
+    else:
+        exact = Fraction(value)
+    if exact != 0 and not Fraction(1, MAX_LITERAL) <= abs(exact) <= MAX_LITERAL:
+        raise ValueError(f"number {_shown(ast.get_source_segment(source, node) or value)} in the loss is out of range: literals must be 0 or have "
+                         f"1e-12 <= |x| <= 1e12 (build larger constants with ** or exp)")
+    return sp.Rational(exact.numerator, exact.denominator)
+
+
+def _constant_value(expr: sp.Expr) -> complex | None:
+    """The numeric value of a constant, or None where it has none (zoo, nan) or overflows a float."""
+    try:
+        value = complex(expr)
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+        return None
+    return value if math.isfinite(value.real) and math.isfinite(value.imag) else None
+
+
+def _check_exponent(exponent: sp.Expr, where: str) -> None:
+    """Bound an exponent before sympy evaluates a power with it."""
+    if exponent.free_symbols:
+        # A power of r stays symbolic, but sympy may later split a**(c*r + k) into a**k * a**(c*r) and
+        # evaluate a**k, so the numbers inside it are bounded too.
+        for number in exponent.atoms(sp.Rational):
+            if abs(number) > MAX_EXPONENT:
+                raise ValueError(f"number {_shown(number)} in {where} is too large: numbers in an exponent "
+                                 f"must have |x| <= {MAX_EXPONENT}")
+        return
+    value = _constant_value(exponent)
+    if value is None or value.imag != 0 or abs(value.real) > MAX_EXPONENT:
+        raise ValueError(f"{where} is {_shown(exponent)}: a constant exponent must be a real number with |p| <= {MAX_EXPONENT}")
+
+
+def _shown(expr, limit: int = 40) -> str:
+    """An expression for a message, cut to one short line."""
+    text = str(expr)
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 4:]} ({len(text)} characters)"
+
+
+def _bits(number: sp.Rational) -> int:
+    return max(abs(number.p).bit_length(), number.q.bit_length())
+
+
+def _check_built(expr: sp.Expr) -> sp.Expr:
+    """What sympy built stays inside the bounds: it combines powers as it goes ((r**8)**8 is r**64, and
+    exp(r)**8 is exp(8*r)), so the bounds on exponents are checked again on the result."""
+    for sub in sp.preorder_traversal(expr):
+        if isinstance(sub, sp.Rational):
+            if _bits(sub) > MAX_NUMBER_BITS:
+                raise ValueError(f"the loss builds a number with more than {MAX_NUMBER_BITS} bits "
+                                 f"(about 3000 digits); it must stay below 2**{MAX_NUMBER_BITS}")
+        elif isinstance(sub, sp.exp) and sub.args[0].free_symbols:
+            _check_exponent(sub.args[0], f"exp({_shown(sub.args[0])})")
+        elif isinstance(sub, sp.Pow) and sub.base.free_symbols:
+            _check_exponent(sub.exp, f"the exponent of {_shown(sub)}")
+    return expr
+
+
+def _power(base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
+    _check_exponent(exponent, "the exponent of **")
+    if isinstance(base, sp.Rational) and isinstance(exponent, sp.Rational) and base != 0:
+        # sympy computes a rational power at once: estimate its size before it is computed.
+        if _bits(base) * abs(exponent) > MAX_NUMBER_BITS:
+            raise ValueError(f"{_shown(base)}**{exponent} has more than {MAX_NUMBER_BITS} bits "
+                             f"(about 3000 digits); the loss must stay below 2**{MAX_NUMBER_BITS}")
+    return sp.Pow(base, exponent)
+
+
+def _call(node: ast.Call, source: str) -> sp.Expr:
+    name = node.func.id
+    if name not in _FUNCTIONS:
+        raise ValueError(f"unknown function {name!r}; allowed: {', '.join(sorted(_FUNCTIONS))}")
+    fewest, most = _ARITY[name]
+    if not fewest <= len(node.args) <= (most if most is not None else len(node.args)):
+        expected = (f"{fewest}" if fewest == most else f"{fewest} or {most}" if most is not None
+                    else f"at least {fewest}")
+        raise ValueError(f"{name} takes {expected} argument{'' if expected.endswith('1') else 's'}, got {len(node.args)}")
+    arguments = [_translate(a, source) for a in node.args]
+    if name in _EXPONENTIAL:
+        _check_exponent(arguments[0], f"the argument of {name}")
+    return _FUNCTIONS[name](*arguments)
+
+
+def _chain(node: ast.BinOp, source: str) -> sp.Expr:
+    """a + b - c or a * b / c, read along its left spine without recursion (a 999-term sum is one level)."""
+    group, operands = _chain_group(node), []
+    while _chain_group(node) is group:
+        operands.append((node.op, node.right))
+        node = node.left
+    terms = [_translate(node, source)]
+    for op, operand in reversed(operands):
+        value = _translate(operand, source)
+        terms.append(-value if isinstance(op, ast.Sub) else 1 / value if isinstance(op, ast.Div) else value)
+    return sp.Add(*terms) if group is _ADDITIVE else sp.Mul(*terms)
+
+
+def _translate(node: ast.AST, source: str) -> sp.Expr:
+    return _check_built(_translate_node(node, source))
+
+
+def _translate_node(node: ast.AST, source: str) -> sp.Expr:
     if isinstance(node, ast.Expression):
-        return _translate(node.body)
+        return _translate(node.body, source)
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return sp.nsimplify(node.value, rational=True) if isinstance(node.value, float) else sp.Integer(node.value)
+        return _number(node, source)
     if isinstance(node, ast.Name):
         if node.id in _CONSTANTS:
             return _CONSTANTS[node.id]
         raise ValueError(f"unknown name {node.id!r}; the loss may use r, pi, E and {', '.join(sorted(_FUNCTIONS))}")
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        return _BINARY[type(node.op)](_translate(node.left), _translate(node.right))
+    if _chain_group(node) is not None:
+        return _chain(node, source)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+        return _power(_translate(node.left, source), _translate(node.right, source))
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_translate(node.operand))
+        return _UNARY[type(node.op)](_translate(node.operand, source))
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
-        if node.func.id not in _FUNCTIONS:
-            raise ValueError(f"unknown function {node.func.id!r}; allowed: {', '.join(sorted(_FUNCTIONS))}")
-        return _FUNCTIONS[node.func.id](*(_translate(a) for a in node.args))
+        return _call(node, source)
     raise ValueError(f"unsupported syntax {type(node).__name__!r}; use numbers, r, + - * / **, and allowed functions")
 
 
 def parse_loss_expression(text: str, name: str | None = None) -> PreferenceLoss:
-    """A user's f(r), e.g. '(r-1)**2' or 'Max(0, 1-r)', checked against a whitelist before sympy sees it."""
-    if len(text) > 2000:
-        raise ValueError("loss expression is longer than 2000 characters")
+    """A user's f(r), e.g. '(r-1)**2' or 'Max(0, 1-r)', checked against a whitelist before sympy sees it.
+
+    Refused with a one-line ValueError: anything outside the whitelist, wrong numbers of arguments, and
+    inputs beyond the bounds above (length, nodes, nesting, literal size, exponent size).
+    """
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise ValueError(f"loss expression is longer than {MAX_EXPRESSION_CHARS} characters")
+    source = text.strip()
+    if not source:
+        raise ValueError("loss expression is empty; give f(r), e.g. '(r-1)**2'")
+    quoted = _shown(repr(text), 80)
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = ast.parse(source, mode="eval")
     except SyntaxError as error:
-        raise ValueError(f"loss expression {text!r} does not parse: {error.msg}") from None
-    f = _translate(tree)
+        raise ValueError(f"loss expression {quoted} does not parse: {error.msg}") from None
+    except ValueError as error:  # null bytes, on Python versions that do not call them a SyntaxError
+        raise ValueError(f"loss expression {quoted} does not parse: {error}") from None
+    except (RecursionError, MemoryError):  # Python's own parser gives up on very deep input
+        raise ValueError(f"loss expression is nested too deeply for Python's parser (limit {MAX_DEPTH} levels)") from None
+    _check_size(tree)
+    f = _translate(tree, source)
+    if f.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        raise ValueError(f"loss expression {quoted} is undefined (it divides by zero or takes log(0)): f(r) = {_shown(f, 80)}")
     if not f.has(r):
-        raise ValueError(f"loss expression {text!r} does not depend on r")
+        raise ValueError(f"loss expression {quoted} does not depend on r")
     loss = PreferenceLoss(name or text, f)
     at_start = loss.weight.subs(r, 0)
     if not (at_start.is_real and at_start.is_finite):
-        raise ValueError(f"loss {text!r} is not differentiable at r = 0, where every margin starts (-f'(0) = {at_start})")
+        raise ValueError(f"loss {quoted} is not differentiable at r = 0, where every margin starts "
+                         f"(-f'(0) = {_shown(at_start, 80)})")
     return loss
 
 
@@ -117,13 +298,36 @@ def parse_loss_expression(text: str, name: str | None = None) -> PreferenceLoss:
 # TRL's DPOTrainer applies beta to the unscaled log-ratio difference h, while the paper's margin is
 # already r = beta * h. Each TRL loss is therefore rewritten with h = r / beta; only the loss types
 # that are a function of the margin alone belong to the GPO family.
+def _exact_parameter(name: str, value, domain: str) -> sp.Rational:
+    try:
+        return exact_rational(name, value)
+    except ValueError as error:
+        raise ValueError(f"{error}; {name} must be {domain}") from None
+
+
 def trl_loss(loss_type: str, beta_value, label_smoothing=0) -> PreferenceLoss:
-    """TRL's per-sample loss for `loss_type` as f(r), with r the paper's margin (r = beta * h)."""
-    b, eps = sp.nsimplify(beta_value), sp.nsimplify(label_smoothing)
+    """TRL's per-sample loss for `loss_type` as f(r), with r the paper's margin (r = beta * h).
+
+    beta and label_smoothing are taken exactly (see `theory.numbers.exact_rational`: text keeps the decimal
+    typed, '0.1' is 1/10; a float keeps its binary value); beta > 0, 0 <= label_smoothing < 1/2, both finite.
+    """
+    if loss_type not in TRL_GPO_LOSS_TYPES:
+        raise ValueError(
+            f"TRL loss type {loss_type!r} is not a function of the margin alone; GPO types: {', '.join(TRL_GPO_LOSS_TYPES)}"
+        )
+    b = _exact_parameter("beta", beta_value, "a finite number > 0")
+    eps = _exact_parameter("label_smoothing", label_smoothing, "a finite number in [0, 1/2)")
     if not b > 0:
         raise ValueError(f"beta must be > 0, got {beta_value}")
     if not 0 <= eps < sp.Rational(1, 2):
         raise ValueError(f"label_smoothing must be in [0, 1/2), got {label_smoothing}")
+    # TRL holds both as float64; a value outside the normal range has no faithful float64 and, taken
+    # exactly, would fill the formulas with thousand-digit numbers.
+    for name, value, given in (("beta", b, beta_value), ("label_smoothing", eps, label_smoothing)):
+        if value != 0 and value < _SMALLEST_NORMAL:
+            raise ValueError(f"{name} = {given} is below the smallest normal float64 ({sys.float_info.min:.1e})")
+        if value > _LARGEST_FLOAT:
+            raise ValueError(f"{name} = {given} is above the largest float64 ({sys.float_info.max:.1e})")
     h = r / b
     logsig = lambda x: sp.log(sigmoid(x))
     if loss_type == "sigmoid":
@@ -135,13 +339,11 @@ def trl_loss(loss_type: str, beta_value, label_smoothing=0) -> PreferenceLoss:
         f = sigmoid(b * h) * (logsig(b * h) - sp.log(1 - eps)) + sigmoid(-b * h) * (logsig(-b * h) - sp.log(eps))
     elif loss_type == "hinge":
         f = sp.Max(0, 1 - b * h)
-    elif loss_type == "ipo":
+    else:  # ipo
         f = (h - 1 / (2 * b)) ** 2
-    else:
-        raise ValueError(
-            f"TRL loss type {loss_type!r} is not a function of the margin alone; GPO types: {', '.join(TRL_GPO_LOSS_TYPES)}"
-        )
     return PreferenceLoss(f"trl-{loss_type}", f)
 
 
 TRL_GPO_LOSS_TYPES = ("sigmoid", "robust", "exo_pair", "hinge", "ipo")
+_SMALLEST_NORMAL = sp.Rational(Fraction(sys.float_info.min))
+_LARGEST_FLOAT = sp.Rational(Fraction(sys.float_info.max))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,18 +45,20 @@ def _parser() -> argparse.ArgumentParser:
                                           "verdict table and write report.md, figures and results.json. Exit status "
                                           "1 if any claim is violated.")
     run.add_argument("--quick", action="store_true", help="small parameter sets (seconds; what the tests use)")
-    run.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    run.add_argument("--seed", type=_seed, default=0, help="seed of every random draw (default 0)")
     run.add_argument("--output", type=Path, default=Path("dpo-verify-report"), help="report folder (default %(default)s)")
     run.add_argument("--no-report", action="store_true", help="print the table only")
 
-    commands.add_parser("list", help="the claims, their paper references and assumptions")
+    listing = commands.add_parser("list", help="the claims, their paper references, assumptions and parameters")
+    listing.add_argument("--parameters", action="store_true",
+                         help="each parameter's default, meaning and allowed domain (what --set and sweeps accept)")
 
     check = commands.add_parser("check", help="one claim at given parameters",
                                 description="Check one claim. Parameters not given keep the claim's defaults; "
                                             "'dpo-verify list' shows them.")
     check.add_argument("claim", help="claim id, e.g. theorem-4.2")
     check.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
-    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--seed", type=_seed, default=0, help="seed of every random draw (default 0)")
     check.add_argument("--quick", action="store_true", help="start from the quick profile's parameters")
 
     derive = commands.add_parser("derive", help="derive and check the dynamics of a new preference loss",
@@ -65,13 +68,15 @@ def _parser() -> argparse.ArgumentParser:
     source = derive.add_mutually_exclusive_group(required=True)
     source.add_argument("--loss", metavar="EXPR", help="f(r) in r, e.g. '(r-1)**2', 'log(1+exp(-r))', 'Max(0, 1-r)'")
     source.add_argument("--loss-type", metavar="NAME", help="TRL's loss_type: sigmoid, robust, exo_pair, hinge, ipo")
-    derive.add_argument("--beta", type=float, default=0.1, help="beta of the dynamics and of TRL's loss (default 0.1)")
-    derive.add_argument("--label-smoothing", type=float, default=0.0, help="TRL's label_smoothing (default 0)")
-    derive.add_argument("--seed", type=int, default=0)
+    derive.add_argument("--beta", default="0.1", help="beta of the dynamics and of TRL's loss, taken exactly as typed (default 0.1)")
+    derive.add_argument("--label-smoothing", help="TRL's label_smoothing, with --loss-type (default 0)")
+    derive.add_argument("--seed", type=_seed, default=0, help="seed of the numeric check (default 0)")
     derive.add_argument("--no-numeric", action="store_true", help="skip the numeric check")
+    derive.add_argument("--sympy-time-limit", type=float, default=30.0, metavar="SECONDS",
+                        help="wall-clock limit on the symbolic derivation (default 30)")
 
     scaling = commands.add_parser("scaling", help="samples per value Q_min(K) from Theorem 4.3, with a plot")
-    scaling.add_argument("--delta", type=float, default=0.05, help="target risk (default 0.05)")
+    scaling.add_argument("--delta", default="0.05", help="target risk in (0, 1) (default 0.05)")
     scaling.add_argument("--K", default="1,2,4,8,10,16,32,64,100,1000", help="comma-separated K values")
     scaling.add_argument("--plot", type=Path, default=Path("samples_per_value.png"), help="plot file (default %(default)s)")
 
@@ -101,22 +106,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_value(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+def _seed(text: str) -> int:
+    from verify.parameters import SEED
+
+    try:
+        return SEED.validate("seed", text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _parse_sets(pairs: list[str]) -> dict:
+def _parse_sets(pairs: list[str]) -> dict[str, str]:
+    """NAME=VALUE pairs as text: the claim's declared parameters parse and check each value."""
     out = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name or not value:
+        if not sep or not name.strip() or not value.strip():
             raise UsageError(f"--set expects NAME=VALUE, got {pair!r}")
-        out[name.strip()] = _parse_value(value.strip())
+        if name.strip() in out:
+            raise UsageError(f"--set gives {name.strip()} twice")
+        out[name.strip()] = value.strip()
     return out
 
 
@@ -131,6 +139,10 @@ def _verdict_line(verdict) -> str:
 
 
 def command_run(args) -> int:
+    from verify.outputs import check_output_folder
+
+    if not args.no_report:
+        check_output_folder(args.output, "--output")  # refuse before the claims run, not after
     from verify.claims import all_claims
     from verify.figures import FIGURES
     from verify.report import write_report
@@ -149,7 +161,7 @@ def command_run(args) -> int:
                 "parameters": {c.id: c.parameters(args.quick) for c in claims.values()}}
         figures = {} if args.quick else FIGURES
         bar = _progress(total=len(figures), desc="figures")
-        path = write_report(args.output, verdicts, figures, info, progress=lambda name: bar.update(1))
+        path = write_report(args.output, verdicts, figures, info, progress=lambda name: bar.update(1), option="--output")
         bar.close()
         print(f"report: {path}/report.md ({time.perf_counter() - started:.1f} s)")
     return 1 if any(v.status is Status.VIOLATED for v in verdicts) else 0
@@ -159,9 +171,12 @@ def command_list(args) -> int:
     from verify.claims import all_claims
 
     for claim in all_claims().values():
-        defaults = ", ".join(f"{k}={v}" for k, v in claim.defaults.items())
-        print(f"{claim.id:<24} {claim.reference:<32} {claim.title}\n{'':<24} assumes: {claim.assumptions}\n"
-              f"{'':<24} defaults: {defaults}")
+        print(f"{claim.id:<24} {claim.reference:<32} {claim.title}\n{'':<24} assumes: {claim.assumptions}")
+        if args.parameters:
+            for name, default, domain, meaning in claim.parameter_rows():
+                print(f"{'':<26}{name:<12} {default:<18} {meaning}; {domain}")
+        else:
+            print(f"{'':<24} defaults: " + ", ".join(f"{k}={'auto' if v is None else v}" for k, v in claim.defaults.items()))
     return 0
 
 
@@ -180,33 +195,58 @@ def command_check(args) -> int:
 
 
 def command_derive(args) -> int:
+    import math
 
     from theory.losses import parse_loss_expression, trl_loss
-    from theory.objectives import derive_objective
+    from theory.numbers import exact_rational
+    from theory.objectives import SymbolicTimeLimit, SymbolicTimeout, derive_objective
 
-    if not args.beta > 0:
-        raise UsageError(f"--beta must be > 0, got {args.beta}")
-    loss = parse_loss_expression(args.loss) if args.loss else trl_loss(args.loss_type, args.beta, args.label_smoothing)
-    derivation = derive_objective(loss)
-    print(f"loss              f(r) = {loss.f}")
-    print(f"weight            -f'(r) = {derivation.weight}   (replaces sigma(-r) in Eq. (3))")
-    print(f"margin dynamics   {derivation.margin_dynamics.lhs} = {derivation.margin_dynamics.rhs}")
-    print(f"fixed points      w(r) = 0 at r in {derivation.fixed_points}")
-    if derivation.trajectory is not None:
-        print(f"idealised model   r(t) = {derivation.trajectory}   (tau r' = (2 beta^2/K) w(r), r(0) = 0; verified)")
-    elif derivation.implicit_trajectory is not None:
-        print(f"idealised model   implicit: {derivation.implicit_trajectory}")
-    else:
-        print("idealised model   sympy finds no closed form")
-    print("LaTeX:")
-    for name, latex in derivation.latex().items():
-        print(f"  {name}: {latex}")
+    if not (math.isfinite(args.sympy_time_limit) and args.sympy_time_limit > 0):
+        raise UsageError(f"--sympy-time-limit must be a finite number of seconds > 0, got {args.sympy_time_limit}")
+    try:
+        beta = exact_rational("--beta", args.beta)
+    except ValueError as error:
+        raise UsageError(f"{error}; --beta must be a finite number > 0") from None
+    if not beta > 0:
+        raise UsageError(f"--beta must be > 0 and finite, got {args.beta}")
+    if args.loss is not None and args.label_smoothing is not None:
+        raise UsageError("--label-smoothing applies to --loss-type only; write the smoothing into --loss")
+    if not args.no_numeric:  # refuse a beta the numeric check cannot use before any work is done
+        from verify.derive import check_numeric_beta
+
+        check_numeric_beta(float(beta))
+
+    # sympy can run for minutes on an innocent-looking loss; the limit ends it with one line.
+    limit = SymbolicTimeLimit(args.sympy_time_limit, "the loss and its derivative")
+    try:
+        with limit:
+            if args.loss is not None:
+                loss = parse_loss_expression(args.loss)
+            else:
+                smoothing = "0" if args.label_smoothing is None else args.label_smoothing
+                loss = trl_loss(args.loss_type, args.beta, smoothing)
+            derivation = derive_objective(loss, limit.step)
+            limit.step("writing the result")
+            lines = derivation.report_lines()
+    except SymbolicTimeout as timeout:
+        raise UsageError(str(timeout)) from None
+    except RecursionError:
+        raise UsageError(f"sympy ran out of Python's recursion depth: {limit.current_step}; "
+                         f"the loss is nested too deeply") from None
+    except MemoryError:
+        raise UsageError(f"sympy ran out of memory: {limit.current_step}") from None
+    finally:
+        limit.cancel()
+    print("\n".join(lines))
     if args.no_numeric:
         return 0
     from verify.derive import check_objective
 
     failed = False
-    for check in check_objective(derivation, args.beta, args.seed):
+    for check in check_objective(derivation, float(beta), args.seed):
+        if check.not_run is not None:  # the solvers could not integrate this loss: no verdict either way
+            print(f"numeric           {check.name}: not run ({check.not_run})")
+            continue
         failed |= not check.passed
         print(f"numeric           {check.name}: max error {check.error:.2e} "
               f"(tolerance {check.tolerance:.0e}) {'ok' if check.passed else 'FAILED'}")
@@ -214,22 +254,23 @@ def command_derive(args) -> int:
 
 
 def command_scaling(args) -> int:
-    import sympy as sp
-
+    from theory.numbers import exact_rational
     from theory.scaling_law import samples_per_value
     from verify.figures import samples_per_value_curve
+    from verify.outputs import check_output_file, write_file_atomically
+    from verify.parameters import Parameter
 
-    try:
-        Ks = [int(k) for k in args.K.split(",")]
-    except ValueError:
-        raise UsageError(f"--K expects comma-separated integers, got {args.K!r}") from None
-    delta = sp.nsimplify(args.delta)
+    check_output_file(args.plot, "--plot")  # before the table, so a bad path writes nothing
+    Ks = [int(k) for k in Parameter("int-list", "values", 1, 10**12).validate("K", args.K).split(",")]
+    args.delta = Parameter("real", "target risk", 0, 1, low_open=True, high_open=True).validate("delta", args.delta)
+    delta = exact_rational("delta", args.delta)
     results = [samples_per_value(k, delta) for k in Ks]  # validates K and delta before anything is written
     print(f"{'K':>6} {'Q_min':>8} {'root':>14}   (smallest Q with 2KQ^2 e^(-Q/45) <= {args.delta}, Q >= 40)")
     for k, res in zip(Ks, results):
         print(f"{k:>6} {res.Q_min:>8} {float(res.root_value):>14.4f}")
-    samples_per_value_curve(args.plot, args.delta, max(1000, max(Ks)))
-    print(f"plot: {args.plot}")
+    written = write_file_atomically(args.plot, lambda path: samples_per_value_curve(path, args.delta, max(1000, max(Ks))),
+                                    "--plot")
+    print(f"plot: {written}")
     return 0
 
 
@@ -244,22 +285,34 @@ def command_audit(args) -> int:
 
 
 def command_real(args) -> int:
-    try:
-        from verify.real import run_real_report
-    except ImportError as error:
-        raise UsageError(f"the real-data report needs the [real] extra (pip install -e '.[real]'): {error}") from None
+    from verify.outputs import check_output_folder
+    from verify.real import run_real_report
+    from verify.real.features import MISSING_EXTRA, force_offline, real_extra_available
+
+    # Every check before anything is created: a refused command leaves no folder behind.
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise UsageError(f"--data-dir {args.data_dir}: no such folder (give a copy of Anthropic's persona folder)")
+    check_output_folder(args.output, "--output")
+    force_offline()  # the Hugging Face libraries read the switches when first imported
+    if not real_extra_available():
+        raise UsageError(MISSING_EXTRA)
     summary = run_real_report(args.output, data_dir=args.data_dir, quick=args.quick, progress=sys.stderr.isatty())
     print(f"report: {args.output}/report.md")
     return 0 if summary is not None else 1
 
 
 def command_sweep(args) -> int:
+    from verify.outputs import check_store
     from verify.sweep import load_config, run_sweep
     from verify.sweep.executors import make_executor
 
+    new_store_folder = check_store(args.store, "--store")  # a file that is not a results store is refused
     config = load_config(args.config)  # a bad config fails before any worker starts
     executor = make_executor(args.executor, args.workers, args.address)
     try:
+        if new_store_folder is not None:
+            new_store_folder.mkdir(parents=True, exist_ok=True)
+            print(f"dpo-verify: created folder {new_store_folder} for the store", file=sys.stderr)
         summary = run_sweep(config, args.store, executor, resume=args.resume, progress=sys.stderr.isatty())
     finally:
         executor.close()
@@ -272,10 +325,14 @@ def command_sweep(args) -> int:
 
 
 def command_sweep_report(args) -> int:
+    from verify.outputs import check_existing_store, check_output_folder
     from verify.sweep.report import write_sweep_report
 
+    check_existing_store(args.store, "store")  # first: a bad store leaves nothing behind
     output = args.output or args.store.with_name(args.store.stem + "-report")
-    print(f"report: {write_sweep_report(args.store, output)}")
+    option = "--output" if args.output else "--output (default)"
+    check_output_folder(output, option)
+    print(f"report: {write_sweep_report(args.store, output, option)}")
     return 0
 
 
@@ -292,8 +349,12 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except (UsageError, ValueError) as error:
-        print(f"dpo-verify: error: {error}", file=sys.stderr)
+        message = " ".join(str(error).split())  # one line, whatever the message held
+        print(f"dpo-verify: error: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader closed the pipe (`dpo-verify list | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

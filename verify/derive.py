@@ -1,8 +1,11 @@
 """Numeric side of `dpo-verify derive`: a derived objective checked against the torch trainers."""
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from theory.objectives import ObjectiveDerivation
@@ -18,35 +21,82 @@ from verify.training import gradient_flow
 SOLVER_RTOL = 1e-10
 AGREEMENT_TOLERANCE = 100 * SOLVER_RTOL
 
+# What the ODE solvers raise when they cannot integrate: torchdiffeq asserts "underflow in dt" on stiff or
+# blowing-up dynamics; torch raises RuntimeError; math on the step sizes can overflow.
+_SOLVER_FAILURES = (AssertionError, RuntimeError, OverflowError, ZeroDivisionError)
+
 
 @dataclass(frozen=True)
 class NumericCheck:
     name: str
-    error: float
+    error: float  # nan when the check could not run
     tolerance: float
+    not_run: str | None = None  # why the check could not run: neither a pass nor a disagreement
 
     @property
     def passed(self) -> bool:
-        return self.error <= self.tolerance
+        return self.not_run is None and self.error <= self.tolerance
+
+
+def check_numeric_beta(beta: float) -> None:
+    """The check's times scale as 1/beta^2 and its speeds as beta^2: both must be normal finite float64.
+
+    Raises ValueError naming beta and the range, 1.5e-154 <= beta <= 6.7e153 (rounded inward).
+    """
+    squared = beta * beta  # float multiplication gives inf or 0, never OverflowError
+    if not (math.isfinite(beta) and beta > 0 and sys.float_info.min <= squared and 1 / squared >= sys.float_info.min):
+        low = math.sqrt(sys.float_info.min)
+        high = math.sqrt(1 / sys.float_info.min)
+        raise ValueError(f"beta = {beta!r} is outside the numeric check's range {low:.2g} <= beta <= {high:.2g} "
+                         f"(beta^2 and 1/beta^2 must be normal float64); use --no-numeric to derive only")
+
+
+def _not_run(name: str, tolerance: float, reason: str) -> NumericCheck:
+    return NumericCheck(name, math.nan, tolerance, reason)
+
+
+def _finite_error(name: str, tolerance: float, difference: torch.Tensor) -> NumericCheck:
+    error = float(difference.abs().max())
+    if not math.isfinite(error):
+        return _not_run(name, tolerance, "the margins are not finite (the dynamics of this loss blow up)")
+    return NumericCheck(name, error, tolerance)
 
 
 def check_objective(derivation: ObjectiveDerivation, beta: float, seed: int = 0) -> list[NumericCheck]:
-    """Lemma 4.1 for this loss (full-W flow vs margin ODE) and, if found, the idealised closed form."""
+    """Lemma 4.1 for this loss (full-W flow vs margin ODE) and, if found, the idealised closed form.
+
+    A check the solvers cannot carry out (stiff or exploding dynamics) comes back with `not_run` set.
+    """
+    check_numeric_beta(beta)
     loss, tau, K = derivation.loss, 1.0, 2
-    horizon = 2.0 * K * tau / (2 * beta**2)  # rescaled time s = 2 beta^2 t / (K tau) runs to 2
+    horizon = 2.0 * K * tau / (2 * beta * beta)  # rescaled time s = 2 beta^2 t / (K tau) runs to 2
     times = torch.linspace(0, horizon, 5, dtype=torch.float64)
     W0, data = random_instance(seed, 6, 4, 12)
+    identity_name = "Lemma 4.1 with this loss: full-W flow vs margin ODE"
     # Run until the fastest initial margin would have moved by 1: long enough to test, short for stiff losses.
+    # Where no margin moves at first (w(0) = 0), r = 0 is a fixed point and any horizon tests it.
     initial_speed = float(margin_velocity(torch.zeros(data.size, dtype=torch.float64), interaction_matrix(data), beta, tau, loss).abs().max())
-    identity_times = torch.linspace(0, 1.0 / initial_speed, 5, dtype=torch.float64)
-    identity = float((integrate_weight_flow(W0, data, beta, tau, identity_times, loss)
-                      - integrate_margin_ode(data, beta, tau, identity_times, loss)).abs().max())
-    checks = [NumericCheck("Lemma 4.1 with this loss: full-W flow vs margin ODE", identity, 1e-8)]
+    if not math.isfinite(initial_speed):
+        checks = [_not_run(identity_name, 1e-8, f"the initial margin speed is not finite at beta = {beta:g}")]
+    else:
+        identity_end = 1.0 / initial_speed if initial_speed > 0 and math.isfinite(1.0 / initial_speed) else horizon
+        identity_times = torch.linspace(0, identity_end, 5, dtype=torch.float64)
+        try:
+            difference = (integrate_weight_flow(W0, data, beta, tau, identity_times, loss)
+                          - integrate_margin_ode(data, beta, tau, identity_times, loss))
+            checks = [_finite_error(identity_name, 1e-8, difference)]
+        except _SOLVER_FAILURES as failure:
+            checks = [_not_run(identity_name, 1e-8, f"the ODE solver failed: {failure}")]
     if derivation.trajectory is not None:
+        name = "idealised model (v = 0, disjoint tokens): trainer vs closed form"
         model = DiverseValueDistribution(K=K, d=K + 1, v=0.0, l_b=0.5)
         sample = model.sample([seed], Q=2)
-        simulated = gradient_flow(sample, beta, tau, times, loss, rtol=SOLVER_RTOL, atol=SOLVER_RTOL / 100).train_margins[0]
+        try:
+            simulated = gradient_flow(sample, beta, tau, times, loss, rtol=SOLVER_RTOL, atol=SOLVER_RTOL / 100).train_margins[0]
+        except _SOLVER_FAILURES as failure:
+            return checks + [_not_run(name, AGREEMENT_TOLERANCE, f"the ODE solver failed: {failure}")]
         closed = numpy_function(derivation.trajectory.subs({K_symbol: K, beta_symbol: beta, tau_symbol: tau}), t_symbol)
-        error = float((simulated - torch.as_tensor(closed(times.numpy()))[:, None]).abs().max())
-        checks.append(NumericCheck("idealised model (v = 0, disjoint tokens): trainer vs closed form", error, AGREEMENT_TOLERANCE))
+        with np.errstate(all="ignore"):  # a non-finite value is reported below, not warned about
+            predicted = np.broadcast_to(closed(times.numpy()), times.shape).copy()  # a constant r(t) comes back as a scalar
+        checks.append(_finite_error(name, AGREEMENT_TOLERANCE, simulated - torch.as_tensor(predicted)[:, None]))
     return checks
