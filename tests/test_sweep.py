@@ -134,7 +134,7 @@ def test_bad_configs_and_stores_give_one_line_and_exit_2(tmp_path, capsys):
         "pass --resume": ("sweep", good, "--store", store),
         "not a results store": ("sweep", good, "--store", tmp_path / "garbage.sqlite"),
         "no such file": ("sweep", tmp_path / "missing.toml"),
-        "--workers must be >= 1": ("sweep", good, "--store", tmp_path / "other.sqlite", "--workers", "0"),
+        "--workers must be in [1, 1024]": ("sweep", good, "--store", tmp_path / "other.sqlite", "--workers", "0"),
     }
     through_subprocess = {"not valid TOML", "from a different config"}  # the console entry point itself
     processes = {fragment: sweep_cli(*args) for fragment, args in cases.items() if fragment in through_subprocess}
