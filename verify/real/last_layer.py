@@ -16,7 +16,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-from scipy import stats
 
 from theory.losses import DPO
 from verify.data_model import ClusterSample
@@ -154,25 +153,6 @@ def train_value_set(data: ValueSetData, seed: int, W0: torch.Tensor, beta: float
         train_error=float((r_train[-1] <= 0).double().mean()),
         per_persona_test_error=per_persona,
     )
-
-
-@dataclass(frozen=True)
-class LinearFit:
-    slope: float
-    intercept: float
-    r_squared: float
-    p_value: float
-
-
-def linear_fit(x: Sequence[float], y: Sequence[float]) -> LinearFit:
-    """Least-squares line y = a x + b and its R^2 (scipy.stats.linregress); R^2 is nan when y is constant."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if len(x) < 3:
-        raise ValueError(f"need at least 3 points for a meaningful R^2, got {len(x)}")
-    if np.ptp(y) == 0:
-        return LinearFit(0.0, float(y[0]), float("nan"), float("nan"))
-    fit = stats.linregress(x, y)
-    return LinearFit(float(fit.slope), float(fit.intercept), float(fit.rvalue**2), float(fit.pvalue))
 
 
 def reference_rows(d: int, seed: int) -> torch.Tensor:
