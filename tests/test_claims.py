@@ -1,4 +1,4 @@
-"""The claims of issue 5: every one returns a verdict at its defaults (quick profile), the decision rule,
+"""The claims: every one returns a verdict at its defaults (quick profile), the decision rule,
 and the paper's own numbers (K = 10, Q = 880, beta = 0.01, l_b in {1/4, 1/2}) at the symbolic level."""
 import math
 
@@ -6,10 +6,10 @@ import pytest
 import sympy as sp
 
 from theory.generalization import THEOREM_4_3, THEOREM_B4
+from theory.numbers import float_at_most
 from theory.training_guarantee import THEOREM_4_2
 from verify.claims import get_claim
-from verify.claims.common import assumption_report, conclusion, decide, v_boundary
-from verify.claims.training_guarantee import float_at_most
+from verify.claims.common import assumption_report, conclusion, decide
 from verify.verdicts import Status
 
 CLAIMS = ("theorem-4.2", "theorem-4.3", "lemma-b.1", "theorem-b.3", "theorem-b.4", "lemma-c.2", "theorem-c.5",
@@ -23,7 +23,7 @@ def test_every_claim_returns_a_verdict_at_its_quick_defaults(claim_id):
     assert verdict.claim == claim_id
     assert verdict.status in (Status.HOLDS, Status.VACUOUS), verdict.summary
     assert verdict.trials >= 1 and verdict.failure_rate_upper is not None
-    assert verdict.tightness, "point 5: every claim reports measured/bound ratios"
+    assert verdict.tightness, "every claim reports measured/bound ratios"
     assert any(ch.isdigit() for ch in claim.reference), "section or equation number recorded"
 
 
@@ -39,7 +39,7 @@ def test_paper_point_symbolically(l_b, tokens):
     bound is just under 0.05 and the stated probability is negative."""
     K, Q = 10, 880
     Z = 1 if tokens == "disjoint" else 2
-    v = float_at_most(v_boundary(THEOREM_4_3, Q))
+    v = float_at_most(THEOREM_4_3.v_boundary(Q))
     assert assumption_report(THEOREM_4_3, Z=Z, d=5 * Q, v=v, Q=Q, l_b=l_b) == []
     bound = conclusion(THEOREM_4_3, "risk_bound", K=K, Q=Q)
     assert 0.04 < bound < 0.05
@@ -73,3 +73,86 @@ def test_decision_rule():
 def test_verdict_to_dict_carries_tightness():
     verdict = get_claim("lemma-c.2").run(quick=True)
     assert verdict.to_dict()["tightness"]["worst case 2 cos sin / delta"] < 1
+
+
+# --- claims generated from their statements -----------------------------------------------------------
+STATEMENT_CLAIMS = CLAIMS  # every inequality claim has a Statement; the exact identities type their text
+IDENTITY_CLAIMS = ("eq-2", "lemma-4.1", "sec7-gpo", "eq-4", "eq-5", "sec7-individual-rewards")
+
+
+@pytest.mark.parametrize("claim_id", STATEMENT_CLAIMS)
+def test_claim_text_is_generated_from_its_statement(claim_id):
+    from dataclasses import replace
+
+    from theory.statements import compact
+    from verify.claims import Claim
+
+    claim = get_claim(claim_id)
+    statement = claim.statement
+    assert statement is not None
+    assert claim.reference == statement.reference and claim.title.startswith(statement.name + ": ")
+    for relation in statement.assumptions.values():
+        assert compact(relation) in claim.assumptions
+    # change one relation in a copy of the statement: the generated text follows it
+    name, relation = next(iter(statement.assumptions.items()))
+    changed_relation = type(relation)(relation.lhs, relation.rhs + 7, evaluate=False)
+    changed = replace(statement, assumptions={**statement.assumptions, name: changed_relation})
+    copy = Claim(claim.id, check=claim.check, statement=changed, defaults=claim.defaults, specs=claim.specs)
+    assert copy.assumptions != claim.assumptions and compact(changed_relation) in copy.assumptions
+    # and so does a changed conclusion
+    first = next(n for n in statement.conclusions if n != "success_probability")
+    renamed = replace(statement, conclusions={**statement.conclusions, first: statement.conclusions[first] + 1})
+    assert Claim(claim.id, check=claim.check, statement=renamed).title != claim.title
+
+
+def test_a_statement_claim_cannot_also_type_its_text():
+    claim = get_claim("theorem-4.2")
+    from verify.claims import Claim
+
+    with pytest.raises(TypeError, match="come from its statement"):
+        Claim("x", title="restated by hand", check=claim.check, statement=claim.statement)
+    with pytest.raises(TypeError, match="title, reference and assumptions are required"):
+        Claim("x", check=claim.check)
+
+
+@pytest.mark.parametrize("claim_id", IDENTITY_CLAIMS)
+def test_identity_claims_keep_explicit_text(claim_id):
+    claim = get_claim(claim_id)
+    assert claim.statement is None and claim.title and claim.reference and claim.assumptions
+
+
+def test_the_experiment_layer_registers_no_claim():
+    """Importing the notebooks' and the sweeps' experiments must not import (and so register) any claim."""
+    import subprocess
+    import sys
+
+    code = ("import sys, verify.experiments, verify.sweep.experiments; "
+            "print([m for m in sys.modules if m.startswith('verify.claims')])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+# Code forms of two formulas whose one home is theory/: the Remark's eps = 1/(16 v (Z+2)) and Def. C.1's
+# cos xi = 1 - delta^2/8, each with a line it must match (prose such as "1/(16 v (Z+2))" is not matched).
+RETYPED_FORMULAS = {
+    "eps = 1/(16 v (Z+2))": (r"16\s*\*[^\n#]{0,40}\(\s*Z\w*\s*\+\s*2\s*\)",
+                             "epsilon = 1 / (16 * sp.Rational(v) * (Z + 2))"),
+    "cos = 1 - delta^2/8": (r"[\w.]*delta\w*\s*\*\*\s*2\s*/\s*8", "cos = 1 - self.delta**2 / 8"),
+}
+
+
+@pytest.mark.parametrize("formula", RETYPED_FORMULAS)
+def test_formulas_live_only_in_theory(formula):
+    import re
+    from pathlib import Path
+
+    pattern, example = RETYPED_FORMULAS[formula]
+    pattern = re.compile(pattern)
+    assert pattern.search(example)
+    root = Path(__file__).resolve().parents[1]
+    homes = [p for p in (root / "theory").rglob("*.py") if pattern.search(p.read_text())]
+    assert homes, f"{formula}: no definition under theory/ (the pattern no longer matches it)"
+    elsewhere = [str(p.relative_to(root)) for folder in ("verify", "notebooks", "benchmarks")
+                 for p in (root / folder).rglob("*") if p.suffix in (".py", ".ipynb") and pattern.search(p.read_text())]
+    assert elsewhere == [], f"{formula} retyped outside theory/: {elsewhere}"

@@ -1,5 +1,6 @@
 """Statement objects (Theorems 4.2, 4.3, B.3, B.4, C.5, C.6, Lemmas B.1, B.2, C.2, C.3, §7) and item-2 derivations."""
 import math
+import sys
 from fractions import Fraction
 
 import mpmath
@@ -171,3 +172,98 @@ def test_small_derivations():
     assert expected_gram_entries().holds and derive_lemma_c2().holds
     fm = derive_failure_threshold()
     assert fm.holds and fm.expressions["threshold"] == sp.Integer(3) ** (1 / symbols.beta)
+
+
+# --- boundaries and noise read from the statements --------------------------------------------------------
+@given(Q=st.integers(1, 10**6))
+def test_v_boundary_is_the_v_assumption(Q):
+    from theory.numbers import float_at_most
+
+    for statement, denominator in ((THEOREM_4_2, 32), (THEOREM_B3, 4), (THEOREM_C5, 4), (THEOREM_4_3, 32)):
+        bound = statement.v_boundary(Q)
+        assert bound == 1 / (denominator * sp.sqrt(Q))
+        v = float_at_most(bound)
+        assert sp.Rational(v) <= bound < sp.Rational(math.nextafter(v, math.inf))
+        assert not [f for f in statement.check_assumptions(Z=1, d=1, v=v, Q=Q, l_b=sp.Rational(1, 4), epsilon=1,
+                                                           delta=0) if f.name.startswith("v <=")]
+
+
+@given(v=st.floats(1e-12, 10.0), Z=st.integers(1, 100))
+def test_remark_epsilon_is_the_largest_the_appendix_allows(v, Z):
+    from theory.statements import remark_epsilon, substitute, remark_substitution
+
+    eps = remark_epsilon(v, Z)
+    assert THEOREM_B3.upper_bound("epsilon", v=v, Z=Z) == eps
+    # the same object as the Remark's substitution
+    assert substitute(symbols.epsilon, remark_substitution()[:1]).subs({symbols.v: sp.Rational(v), symbols.Z: Z}) == eps
+    assert THEOREM_4_2.upper_bound("epsilon", v=v, Z=Z) is None  # the main text has no eps condition
+
+
+@given(Q=st.integers(1, 10**4), Z=st.integers(1, 4), v=st.one_of(st.none(), st.floats(1e-9, 1e-2)))
+def test_resolve_noise_lands_inside_the_boundaries(Q, Z, v):
+    from theory.numbers import float_at_most
+
+    v_res, eps, delta = THEOREM_C5.resolve_noise(Q, Z, v)
+    if v is None:
+        assert v_res == float_at_most(THEOREM_C5.v_boundary(Q))
+    exact_eps = sp.Rational(eps)
+    assert 16 * exact_eps * sp.Rational(v_res) * (Z + 2) <= 1  # independent of theory's form
+    assert sp.Rational(delta) <= sp.Min(exact_eps * sp.Rational(v_res) / 8, sp.Rational(1, 4))
+    assert sp.Rational(math.nextafter(delta, math.inf)) > sp.Min(exact_eps * sp.Rational(v_res) / 8, sp.Rational(1, 4))
+    failing = {f.name for f in THEOREM_C5.check_assumptions(Z=Z, d=1, v=v_res, Q=Q, l_b=sp.Rational(1, 4),
+                                                            epsilon=eps, delta=delta)}
+    assert not failing & {"eps <= 1/(16 v (Z+2))", "delta <= eps v / 8", "delta <= 1/4"}
+    assert THEOREM_4_2.resolve_noise(Q, Z, v, delta=None)[2] == 0.0  # not a statement about delta
+
+
+def test_upper_bound_ignores_lower_bounds_and_unknown_names():
+    assert THEOREM_4_2.upper_bound("l_b") == sp.Rational(1, 2)  # l_b >= 1/4 is a lower bound
+    assert THEOREM_C5.upper_bound("delta", epsilon=1, v=sp.Rational(1, 4)) == sp.Rational(1, 32)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        THEOREM_4_2.upper_bound("nonsense")
+
+
+# --- one home for each formula -------------------------------------------------------------------------
+@given(delta=st.one_of(st.floats(0, 2.8), st.floats(1e-300, 1e-6)))
+def test_concept_tilt_is_a_unit_vector_with_a_stable_sine(delta):
+    from theory.concentration import concept_tilt
+
+    cos, sin = concept_tilt(delta)
+    exact = sp.Rational(delta)
+    ulps = 8 * sys.float_info.epsilon  # a handful of correctly rounded operations
+    assert cos == pytest.approx(float(1 - exact**2 / 8), rel=ulps, abs=0)
+    # sin xi = sqrt(1 - cos^2), also where 1 - cos^2 in floats would be 0
+    assert sin == pytest.approx(float(sp.sqrt(1 - (1 - exact**2 / 8) ** 2).evalf(30)), rel=ulps, abs=0)
+    with pytest.raises(ValueError, match="delta"):
+        concept_tilt(3.0)
+
+
+def test_individual_rewards_reuse_the_statement_objects():
+    from theory import closed_forms, failure_mode, individual_rewards as ir
+    from theory.losses import DPO
+
+    assert ir.tau_1 is THEOREM_4_2.conclusions["tau_1"] and ir.r_upper is THEOREM_4_2.conclusions["r_U"]
+    assert ir.policy_log_odds() == failure_mode.policy_log_odds() and ir.odds == failure_mode.rho
+    assert ir.margin_at_time() == closed_forms.idealised_margin()
+    assert ir.idealised_margin_rate() == closed_forms.idealised_rate() * DPO.weight
+
+
+def test_idealised_time_is_the_idealised_rate_times_t_over_tau():
+    from theory.closed_forms import idealised_rate
+    from theory.objectives import idealised_time
+
+    assert sp.simplify(idealised_time - idealised_rate() * symbols.t / symbols.tau) == 0
+
+
+def test_scaling_law_statement_and_paper_numbers():
+    from theory.scaling_law import (PAPER_DELTA, PAPER_K, PAPER_SAMPLES_PER_VALUE, SCALING_BOUND, SCALING_LAW,
+                                    paper_claim_K10, samples_per_value, samples_per_value_asymptotics)
+
+    for K in (1, 10, 1000):
+        root = SCALING_LAW.evaluate(K=K, delta=PAPER_DELTA)["Q_min_root"].approx
+        assert root == samples_per_value(K, PAPER_DELTA).root_value
+    claim = paper_claim_K10()
+    assert claim.holds and claim.numbers["Q_min"] > PAPER_SAMPLES_PER_VALUE and str(PAPER_K) in claim.claim
+    # the slope of Q_min in log K is the leading coefficient of the asymptotic expansion
+    leading = samples_per_value_asymptotics().expressions["leading terms in log K"]
+    assert leading.coeff(sp.Symbol("logK", positive=True)) == SCALING_BOUND.log_K_slope == 45

@@ -13,6 +13,7 @@ import sympy as sp
 
 from theory.concentration import expected_gram_entries
 from theory.losses import DPO, IPO
+from theory.objectives import idealised_time
 from theory.statements import DerivationResult
 from theory.symbols import K, N, Q, beta, r, t, tau
 from theory.training_guarantee import THEOREM_4_2
@@ -36,8 +37,8 @@ def idealised_ode() -> sp.Eq:
 
 
 def idealised_margin() -> sp.Expr:
-    """r(t) = u - W_0(e^u), u = 1 + 2 beta^2 t/(K tau): the printed closed form."""
-    u = 1 + 2 * beta**2 * t / (K * tau)
+    """r(t) = u - W_0(e^u), u = 1 + s with s = 2 beta^2 t/(K tau) the idealised time: the printed closed form."""
+    u = 1 + idealised_time
     return u - sp.LambertW(sp.exp(u))
 
 
@@ -68,7 +69,7 @@ def verify_idealised_margin() -> tuple[sp.Expr, sp.Expr]:
     candidate = idealised_margin()
     rhs = idealised_ode().rhs.subs(margin(t), candidate)
     residual = tau * sp.diff(candidate, t) - rhs
-    u = 1 + 2 * beta**2 * t / (K * tau)
+    u = 1 + idealised_time
     w = sp.Symbol("w", positive=True)
     # W_0(e^u) -> w, then t from u = w + log w, which makes every e^{u - w} equal to w
     t_of_w = sp.solve(sp.Eq(u, w + sp.log(w)), t)[0]

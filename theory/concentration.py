@@ -5,6 +5,8 @@ SPEC §2.6–2.7. The probability expressions are printed [V]; the displayed dot
 """
 from __future__ import annotations
 
+import functools
+
 import sympy as sp
 
 from theory.statements import DerivationResult, Statement, appendix_probability
@@ -52,25 +54,45 @@ def expected_gram_entries() -> DerivationResult:
     )
 
 
+# Def. C.1's boundary case: a concept vector at angle xi to its basis vector, cos xi = 1 - delta^2/8.
+TILT_COSINE = 1 - delta**2 / 8
+# sin xi from 1 - cos^2 factored, delta sqrt(4 - delta) sqrt(4 + delta)/8: in floats, 1 - cos^2 would lose
+# every digit once delta^2/8 is below the float64 epsilon (delta < 4e-8), and most of them well above it.
+TILT_SINE = sp.sqrt(sp.factor(1 - TILT_COSINE**2))
+
+
+@functools.lru_cache(maxsize=None)
+def _tilt_functions():
+    return sp.lambdify(delta, TILT_COSINE, "math"), sp.lambdify(delta, TILT_SINE, "math")
+
+
+def concept_tilt(delta_value: float) -> tuple[float, float]:
+    """(cos xi, sin xi) of Def. C.1's boundary case at a float 0 <= delta <= sqrt 8 (where cos xi >= 0)."""
+    if not 0 <= delta_value <= 8**0.5:
+        raise ValueError(f"delta must lie in [0, sqrt 8] for a tilt with cos >= 0, got {delta_value!r}")
+    cosine, sine = _tilt_functions()
+    return float(cosine(delta_value)), float(sine(delta_value))
+
+
 LEMMA_C2 = Statement(
     name="Lemma C.2",
     reference="App. C, Def. C.1 and Lemma C.2; SPEC §2.7",
     assumptions={"delta >= 0": sp.Ge(delta, 0, evaluate=False), "delta < 1/2 (Def. C.1)": sp.Lt(delta, sp.Rational(1, 2))},
     conclusions={
         "inner_product_bound": delta,
-        "sine_of_worst_angle": sp.sqrt(delta**2 / 4 - delta**4 / 64),
+        "sine_of_worst_angle": TILT_SINE,
     },
     notes=("[R] display; proof via angles xi <= arccos(1 - delta^2/8) to the basis vectors.",),
 )
 
 
 def derive_lemma_c2() -> DerivationResult:
-    """|<c_1, c_2>| <= sin(xi_1 + xi_2) <= sin xi_1 + sin xi_2 <= delta, with cos xi = 1 - delta^2/8."""
-    xi = sp.acos(1 - delta**2 / 8)
+    """|<c_1, c_2>| <= sin(xi_1 + xi_2) <= sin xi_1 + sin xi_2 <= delta, with cos xi = TILT_COSINE."""
+    xi = sp.acos(TILT_COSINE)
     sine = sp.sqrt(sp.expand(1 - sp.cos(xi) ** 2))
     gap = sp.expand((delta / 2) ** 2 - sine**2)  # delta^4/64 >= 0, so sin xi <= delta/2
     # sin(xi1 + xi2) <= sin xi1 + sin xi2 needs xi1 + xi2 <= pi/2; worst case delta -> 1/2.
-    worst_angle_sum = 2 * sp.acos(1 - sp.Rational(1, 2) ** 2 / 8)
+    worst_angle_sum = 2 * xi.subs(delta, sp.Rational(1, 2))
     ok = (sp.simplify(sine - LEMMA_C2.conclusions["sine_of_worst_angle"]) == 0
           and sp.simplify(gap - delta**4 / 64) == 0 and bool(worst_angle_sum < sp.pi / 2))
     return DerivationResult(

@@ -21,10 +21,14 @@ from typing import Sequence
 
 import sympy as sp
 
-from theory.lemma_4_1 import loss_gradient
+from theory import failure_mode
+from theory.closed_forms import idealised_margin, idealised_rate
+from theory.lemma_4_1 import loss_gradient, weights_as_symbols
+from theory.losses import DPO
 from theory.model import SymbolicInstance, log_softmax, one_hot, softmax_policy, symbolic_instance
-from theory.multi_token import rational_residual, weights_as_symbols
-from theory.symbols import K, Q, beta, l_b, r, t, tau
+from theory.multi_token import rational_residual
+from theory.symbols import beta, r, t, tau
+from theory.training_guarantee import THEOREM_4_2
 
 SIDES = ("w", "l")
 
@@ -130,17 +134,17 @@ def individual_reward_verdicts(vocabulary_size: int, dimension: int, pairs: Sequ
 
 
 # --- failure mode: which rankings flip, and when --------------------------------------------------
-odds = sp.Symbol("rho", positive=True)  # pi_ref(y_l | x) / pi_ref(y_w | x)
+odds = failure_mode.rho  # pi_ref(y_l | x) / pi_ref(y_w | x)
 target = sp.Symbol("r_star", real=True)  # a margin to be reached
 
 # Theorem 4.2 as stated (SPEC §2.2): horizon and upper envelope.
-tau_1 = K * tau * sp.log(3) / (5 * beta**2)
-r_upper = 5 * beta**2 * t / (K * tau)
+tau_1 = THEOREM_4_2.conclusions["tau_1"]
+r_upper = THEOREM_4_2.conclusions["r_U"]
 
 
 def policy_log_odds(margin: sp.Expr = r) -> sp.Expr:
-    """log pi(y_w)/pi(y_l) = r/beta + log pi_ref(y_w)/pi_ref(y_l) (Eq. 2 rearranged)."""
-    return margin / beta - sp.log(odds)
+    """log pi(y_w)/pi(y_l) = r/beta + log pi_ref(y_w)/pi_ref(y_l) (Eq. 2 rearranged), from `theory.failure_mode`."""
+    return failure_mode.policy_log_odds().subs(r, margin)
 
 
 def flip_margin() -> sp.Expr:
@@ -157,12 +161,9 @@ def unflipped_odds_threshold(margin_cap: sp.Expr | None = None) -> sp.Expr:
 
 
 def idealised_margin_rate() -> sp.Expr:
-    """tau dr/dt in the idealised model, from Lemma 4.1 summed over clusters (SPEC §1.5, N = 2KQ):
-    Q same-cluster samples (sharing 2, Sigma = 1 + l_b^2) and Q opposite-cluster samples (sharing -2,
-    Sigma = l_b^2 - 1), all at the same margin r by symmetry; other pairs share no token."""
-    weight = 1 / (1 + sp.exp(r))  # sigma(-r)
-    N = 2 * K * Q
-    return sp.simplify(beta**2 / N * (Q * 2 * (1 + l_b**2) + Q * (-2) * (l_b**2 - 1)) * weight)
+    """tau dr/dt in the idealised model: `theory.closed_forms.idealised_rate` (Lemma 4.1 summed over the
+    clusters) times the DPO weight sigma(-r) of `theory.losses`."""
+    return idealised_rate() * DPO.weight
 
 
 def time_to_margin(margin: sp.Expr = target) -> sp.Expr:
@@ -173,9 +174,8 @@ def time_to_margin(margin: sp.Expr = target) -> sp.Expr:
 
 
 def margin_at_time() -> sp.Expr:
-    """The inverse of `time_to_margin`: r(t) = u - W_0(e^u), u = 1 + 2 beta^2 t / (K tau) (Lambert W)."""
-    u = 1 + 2 * beta**2 * t / (K * tau)
-    return u - sp.LambertW(sp.exp(u))
+    """The inverse of `time_to_margin`: r(t) = u - W_0(e^u), `theory.closed_forms.idealised_margin`."""
+    return idealised_margin()
 
 
 def margin_at_time_residual() -> sp.Expr:

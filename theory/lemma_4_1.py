@@ -57,12 +57,11 @@ class Lemma41Derivation:
         return all(res == 0 for res in self.residuals)
 
 
-def _weights_as_symbols(expr: sp.Expr, margins: list[sp.Expr], weight_symbols: list[sp.Symbol]) -> sp.Expr:
-    """Replace each f'(r_i(W)) that sympy's chain rule produced by -w_i, so that the residual is linear in w."""
-    def is_derivative_at(margin):
-        return lambda e: isinstance(e, sp.Subs) and e.point == (margin,)
+def weights_as_symbols(expr: sp.Expr, margins: Sequence[sp.Expr], weight_symbols: Sequence[sp.Symbol]) -> sp.Expr:
+    """Replace each f'(r_i(W)) that sympy's chain rule produced by -w_i, w_i the GPO weight -f'(r_i), so that
+    a residual is linear in the weights."""
     for margin, w in zip(margins, weight_symbols):
-        expr = expr.replace(is_derivative_at(margin), lambda e: -w)
+        expr = expr.replace(lambda e, m=margin: isinstance(e, sp.Subs) and e.point == (m,), lambda e, w=w: -w)
     return expr
 
 
@@ -79,7 +78,7 @@ def derive_lemma_4_1(instance: SymbolicInstance, loss: PreferenceLoss | None = N
         derived.append(sum(sp.diff(margin, w) * flow[k] for k, w in enumerate(instance.weight_symbols)))
     if loss is None:
         weight_symbols = list(sp.symbols(f"w_0:{len(margins)}", real=True))
-        derived = [_weights_as_symbols(e, margins, weight_symbols) for e in derived]
+        derived = [weights_as_symbols(e, margins, weight_symbols) for e in derived]
         printed = printed_margin_dynamics(instance, weight_symbols)
     else:
         printed = printed_margin_dynamics(instance, [loss.weight.subs(r, m) for m in margins])

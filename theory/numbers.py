@@ -14,6 +14,8 @@ from numbers import Rational as RationalNumber
 
 import sympy as sp
 
+from theory.errors import UserInputError
+
 # Digits allowed in one integer part: far beyond any parameter, small enough that int() and Fraction stay fast.
 MAX_DIGITS = 60
 
@@ -22,7 +24,7 @@ _DECIMAL = re.compile(rf"[+-]?(\d{{1,{MAX_DIGITS}}}(\.\d{{0,{MAX_DIGITS}}})?|\.\
 _SPECIAL = re.compile(r"[+-]?(nan|inf|infinity)", re.IGNORECASE)
 
 
-class NumberError(ValueError):
+class NumberError(UserInputError):
     """Text that is not a finite number; `reason` says why without repeating the name and the text."""
 
     def __init__(self, name: str, text: str, reason: str):
@@ -60,7 +62,7 @@ def exact_rational(name: str, value) -> sp.Rational:
     was rounded down to stay inside a bound stays inside it.
     """
     if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got {value!r}")
+        raise UserInputError(f"{name} must be a number, got {value!r}")
     if isinstance(value, str):
         number = parse_number(name, value)
         value = Fraction(value.strip()) if isinstance(number, float) else number
@@ -72,4 +74,10 @@ def exact_rational(name: str, value) -> sp.Rational:
         return value
     if isinstance(value, RationalNumber):  # int, Fraction, numpy integers
         return sp.Rational(int(value.numerator), int(value.denominator))
-    raise ValueError(f"{name} must be a number, got {value!r}")
+    raise UserInputError(f"{name} must be a number, got {value!r}")
+
+
+def float_at_most(value: sp.Expr) -> float:
+    """The largest float <= an exact real number, so that a boundary value passes the exact check it came from."""
+    x = float(sp.N(value, 30))
+    return math.nextafter(x, -math.inf) if sp.Rational(x) > value else x

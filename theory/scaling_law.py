@@ -16,10 +16,15 @@ import mpmath
 import sympy as sp
 
 from theory.generalization import PREDECESSOR_THEOREM_4_2, THEOREM_4_3
-from theory.statements import DerivationResult, exact_number, log_linear_roots, to_mpf
-from theory.symbols import K, Q
+from theory.statements import DerivationResult, Statement, exact_number, log_linear_roots, to_mpf
+from theory.symbols import K, Q, delta
 
 MINIMUM_Q = 40  # Theorem 4.3's assumption Q >= 40
+
+# §4.2: "K = 10 needs more than 875 samples per value", at Fig. 4's target risk.
+PAPER_K = 10
+PAPER_DELTA = sp.Rational(1, 20)
+PAPER_SAMPLES_PER_VALUE = 875
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,16 @@ class BoundShape:
             raise ValueError(f"{self.name}: bound {self.bound} is not 2KQ^2 exp(-Q^{self.p}/{self.kappa})")
 
     @property
+    def log_K_slope(self) -> sp.Expr | None:
+        """d Q_min / d log K as K -> oo: kappa for p = 1 (`samples_per_value_asymptotics`); None otherwise,
+        where Q_min grows like a power of log K."""
+        return self.kappa if self.p == 1 else None
+
+    def threshold_root(self) -> sp.Expr:
+        """The W_{-1} root of B(Q) = delta as an expression in K and delta (the module docstring)."""
+        return log_linear_roots(1 / self.kappa, 2 / self.p, sp.log(2 * K / delta))[1] ** (1 / self.p)
+
+    @property
     def peak(self) -> sp.Expr:
         """argmax_Q B(Q): d/dQ log B = 2/Q - p Q^{p-1}/kappa = 0."""
         q = sp.Symbol("q", positive=True)
@@ -47,6 +62,18 @@ class BoundShape:
 SCALING_BOUND = BoundShape("Theorem 4.3", THEOREM_4_3.conclusions["risk_bound"], sp.Integer(1), sp.Integer(45))
 PREDECESSOR_BOUND = BoundShape("ICLR Theorem 4.2", PREDECESSOR_THEOREM_4_2.conclusions["risk_bound"],
                                sp.Rational(1, 4), sp.Integer(6))
+
+SCALING_LAW = Statement(
+    name="Scaling law",
+    reference="§4.2 Implications, Fig. 4",
+    assumptions={**THEOREM_4_3.assumptions, "delta > 0": sp.Gt(delta, 0), "delta < 1": sp.Lt(delta, 1)},
+    conclusions={
+        "Q_min_root": SCALING_BOUND.threshold_root(),  # Q_min = max(40, ceil(root)): `samples_per_value`
+        "risk_bound": SCALING_BOUND.bound,
+    },
+    notes=("[V] Q_min = Theta(log K); only the upper bound (sufficiency) is proved (SPEC §5 item 10).",
+           "delta is the target risk here, not Def. C.1's delta."),
+)
 
 
 @dataclass(frozen=True)
@@ -117,17 +144,19 @@ def samples_per_value_table(K_values=range(1, 1001), delta_value=sp.Rational(1, 
 
 def paper_claim_K10() -> DerivationResult:
     """'K = 10 needs more than 875 samples per value' (§4.2), at the Fig. 4 target delta = 0.05."""
-    res = samples_per_value(10, sp.Rational(1, 20))
-    B = SCALING_BOUND.bound.subs(K, 10)
-    at_875 = to_mpf(B.subs(Q, 875))
-    ok = res.Q_min > 875 and at_875 > 0.05
+    samples = PAPER_SAMPLES_PER_VALUE
+    res = samples_per_value(PAPER_K, PAPER_DELTA)
+    B = SCALING_BOUND.bound.subs(K, PAPER_K)
+    at_paper = to_mpf(B.subs(Q, samples))
+    ok = res.Q_min > samples and at_paper > PAPER_DELTA
     return DerivationResult(
-        "K = 10 needs more than 875 samples per value", {"root": res.root},
-        {"root": res.root_value, "Q_min": res.Q_min, "bound at 875": at_875, "bound at Q_min": res.bound_at_Q_min,
+        f"K = {PAPER_K} needs more than {samples} samples per value", {"root": res.root},
+        {"root": res.root_value, "Q_min": res.Q_min, f"bound at {samples}": at_paper, "bound at Q_min": res.bound_at_Q_min,
          "bound at Q_min - 1": res.bound_at_Q_min_minus_1},
         ok,
-        f"consistent: Q_min(10) = {res.Q_min} (root {mpmath.nstr(res.root_value, 10)}); at Q = 875 the bound is "
-        f"{mpmath.nstr(at_875, 6)} > 0.05, so 'more than 875' is true but the exact requirement is Q >= {res.Q_min}",
+        f"consistent: Q_min({PAPER_K}) = {res.Q_min} (root {mpmath.nstr(res.root_value, 10)}); at Q = {samples} the "
+        f"bound is {mpmath.nstr(at_paper, 6)} > {float(PAPER_DELTA):g}, so 'more than {samples}' is true but the exact "
+        f"requirement is Q >= {res.Q_min}",
     )
 
 

@@ -13,10 +13,19 @@ from typing import Any, Mapping
 import mpmath
 import sympy as sp
 
-from theory.numbers import exact_rational
+from theory.numbers import exact_rational, float_at_most
 from theory.symbols import PARAMETERS, Q, Z, d, epsilon, v
 
 DEFAULT_DPS = 30
+
+# The Remark after Theorems B.3/B.4: the largest eps the appendix statements allow, eps = 1/(16 v (Z+2)).
+REMARK_EPSILON = 1 / (16 * v * (Z + 2))
+
+
+def compact(expr: sp.Basic) -> str:
+    """sympy's one-line str with ^ for powers, constants first (1 - x, not -x + 1): how relations and
+    conclusions are shown in plain text."""
+    return sp.sstr(expr, order="rev-lex").replace("**", "^")
 
 
 @dataclass(frozen=True)
@@ -155,6 +164,70 @@ class Statement:
             out[name] = Evaluated(exact, None if missing else to_mpf(exact, dps), missing)
         return out
 
+    def upper_bound(self, name: str, **values: Any) -> sp.Expr | None:
+        """The largest value of parameter `name` that the assumptions allow once `values` are substituted, exactly.
+
+        Each assumption is read as g <= 0 (or g < 0); those with g linear in `name` and a positive coefficient
+        bound it from above at the root of g. The least of those roots (a supremum for a strict relation), or None
+        if no assumption bounds `name` from above at these values.
+        """
+        symbol = {**PARAMETERS, **self.extra_symbols}.get(name)
+        if symbol is None:
+            raise ValueError(f"unknown parameter {name!r}")
+        subs = self._subs(values)
+        bounds = []
+        for rel in self.assumptions.values():
+            if symbol not in rel.free_symbols:
+                continue
+            g = rel.lhs - rel.rhs if isinstance(rel, (sp.Le, sp.Lt)) else rel.rhs - rel.lhs
+            g = sp.expand(g.subs(subs))
+            if g.free_symbols != {symbol} or sp.degree(g, symbol) != 1:
+                continue
+            slope, offset = g.coeff(symbol, 1), g.coeff(symbol, 0)
+            if slope.is_positive:
+                bounds.append(-offset / slope)
+        return sp.Min(*bounds) if bounds else None
+
+    def v_boundary(self, Q: Any) -> sp.Expr:
+        """The largest v the assumptions allow at Q, exactly."""
+        bound = self.upper_bound("v", Q=Q)
+        if bound is None:
+            raise ValueError(f"{self.name}: no assumption bounds v from above")
+        return bound
+
+    def resolve_noise(self, Q: Any, Z: Any, v=None, epsilon=None, delta=None) -> tuple[float, float | None, float]:
+        """Floats for the noise parameters, at or inside the boundaries; None picks the boundary.
+
+        v: the largest v at Q; epsilon: the Remark's 1/(16 v (Z+2)) (None where v = 0); delta: the largest the
+        assumptions allow at (epsilon, v), or 0.0 where none bounds it (the statement is not about delta).
+        """
+        v = float_at_most(self.v_boundary(Q)) if v is None else float(v)
+        if epsilon is None and v > 0:
+            epsilon = float_at_most(remark_epsilon(v, Z))
+        if delta is None:
+            bound = self.upper_bound("delta", epsilon=epsilon, v=v) if epsilon else None
+            delta = float_at_most(bound) if bound is not None else 0.0
+        return v, epsilon, delta
+
+    def unmet(self, **values: Any) -> list[str]:
+        """Each failing assumption as 'name fails by x (lhs a, rhs b)', short enough for a verdict line."""
+        return [f"{f.name} fails by {float(f.approx):.3g} (lhs {float(sp.N(f.lhs)):.4g}, rhs {float(sp.N(f.rhs)):.4g})"
+                for f in self.check_assumptions(**values)]
+
+    def unmet_among(self, values: Mapping[str, Any]) -> list[str]:
+        """`unmet` with only the values that the assumptions mention."""
+        needed = {s.name for rel in self.assumptions.values() for s in rel.free_symbols}
+        return self.unmet(**{k: x for k, x in values.items() if k in needed})
+
+    def assumption_text(self) -> str:
+        """The assumptions as printed relations, '; '-separated."""
+        return "; ".join(compact(rel) for rel in self.assumptions.values())
+
+    def conclusion_text(self, names: tuple[str, ...] | None = None) -> str:
+        """The conclusions `names` (default: all but the success probability) as 'name = expression'."""
+        names = tuple(n for n in self.conclusions if n != "success_probability") if names is None else names
+        return ", ".join(f"{n} = {compact(self.conclusions[n])}" for n in names)
+
     def latex(self) -> str:
         lines = [rf"\textbf{{{self.name}}} ({self.reference}).", r"\textit{Assumptions:}", r"\begin{align*}"]
         lines += [rf"&{sp.latex(rel)} && \text{{{_latex_text(name)}}}\\" for name, rel in self.assumptions.items()]
@@ -180,12 +253,17 @@ def appendix_probability(union_gauss: sp.Expr, union_bernstein: sp.Expr) -> sp.E
 
 
 def remark_substitution(v_denominator: int = 32) -> list[tuple[sp.Symbol, sp.Expr]]:
-    """The Remark after Theorems B.3/B.4: eps = 1/(16 v (Z+2)), then v = 1/(v_denominator sqrt Q), d = 5Q.
+    """The Remark after Theorems B.3/B.4: eps = REMARK_EPSILON, then v = 1/(v_denominator sqrt Q), d = 5Q.
 
     A list, to be applied in order with `expr.subs(...)` (eps is written in terms of v first).
     The main text's v condition gives v_denominator = 32; the appendix's own condition gives 4.
     """
-    return [(epsilon, 1 / (16 * v * (Z + 2))), (v, 1 / (v_denominator * sp.sqrt(Q))), (d, 5 * Q)]
+    return [(epsilon, REMARK_EPSILON), (v, 1 / (v_denominator * sp.sqrt(Q))), (d, 5 * Q)]
+
+
+def remark_epsilon(v_value: Any, Z_value: Any) -> sp.Expr:
+    """The Remark's eps at numbers v > 0 and Z, exactly (a float v is taken at its binary value)."""
+    return REMARK_EPSILON.subs(parameter_values({"v": v_value, "Z": Z_value}))
 
 
 def substitute(expr: sp.Expr, substitution: list[tuple[sp.Symbol, sp.Expr]]) -> sp.Expr:
@@ -199,8 +277,9 @@ def log_linear_roots(a: sp.Expr, b: sp.Expr, L0: sp.Expr) -> tuple[sp.Expr, sp.E
 
     s_k = -(b/a) W_k(-(a/b) e^{-L0/b}) for k = 0 and k = -1. The left side is convex with its minimum at
     s = b/a, so s_0 <= b/a <= s_{-1} and {a s - b log s <= L0} = [s_0, s_{-1}]. None if that set is empty.
+    With symbols in a, b or L0 the roots come back unconditionally.
     """
     z = -(a / b) * sp.exp(-L0 / b)
-    if bool(z < -sp.exp(-1)):
+    if z.is_number and bool(z < -sp.exp(-1)):
         return None
     return -(b / a) * sp.LambertW(z), -(b / a) * sp.LambertW(z, -1)

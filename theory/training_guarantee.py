@@ -4,8 +4,9 @@ SPEC §2.2, §2.6, §2.7, §3. The v condition differs as printed: v <= 1/(32 sq
 proof of B.3, v <= 1/(4 sqrt Q) in the statements of B.3/B.4/C.5/C.6 (SPEC §5 item 4); each object keeps
 its own. Z <= 1/(4 l_b^2) is the reading chosen in SPEC §5 item 2.
 
-The conditions eps <= 1/(16 v (Z+2)) are stored multiplied out, 16 eps v (Z+2) <= 1 (equivalent for
-v >= 0, and defined at v = 0), so their failure amount is relative.
+The conditions eps <= 1/(16 v (Z+2)) (the Remark's eps, `theory.statements.REMARK_EPSILON`) are stored as
+eps / REMARK_EPSILON <= 1, i.e. multiplied out, 16 eps v (Z+2) <= 1 (equivalent for v >= 0, and defined at
+v = 0), so their failure amount is relative.
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import mpmath
 import sympy as sp
 
 from theory.losses import DPO
-from theory.statements import (DerivationResult, Statement, appendix_probability, exact_number, log_linear_roots,
-                               remark_substitution, substitute, to_mpf)
+from theory.statements import (REMARK_EPSILON, DerivationResult, Statement, appendix_probability, exact_number,
+                               log_linear_roots, remark_substitution, substitute, to_mpf)
 from theory.symbols import K, N, Q, Z, beta, c, d, delta, epsilon, l_b, r, t, tau, v
 
 LOG3 = sp.log(3)
@@ -33,7 +34,7 @@ APPENDIX_CONDITIONS = {
     "Z <= 1/(4 l_b^2)": sp.Le(Z, 1 / (4 * l_b**2)),
     "d <= 5Q": sp.Le(d, 5 * Q),
     "v <= 1/(4 sqrt(Q))": sp.Le(v, 1 / (4 * sp.sqrt(Q))),
-    "eps <= 1/(16 v (Z+2))": sp.Le(16 * epsilon * v * (Z + 2), 1),
+    "eps <= 1/(16 v (Z+2))": sp.Le(epsilon / REMARK_EPSILON, 1),
     "l_b >= 1/4": sp.Ge(l_b, sp.Rational(1, 4)),
     "l_b <= 1/2": sp.Le(l_b, sp.Rational(1, 2)),
 }

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from theory.concentration import concept_tilt
 from verify import DEFAULT_DTYPE
 from verify.model import PreferenceData
 
@@ -51,6 +52,17 @@ def grouped_tokens(K: int, Z: int) -> tuple[tuple[int, int], ...]:
     _check_count("K", K), _check_count("Z", Z)
     hubs = math.ceil(K / Z)
     return tuple((hubs + i, i // Z) for i in range(K))
+
+
+def token_layout(tokens: str, K: int) -> tuple[tuple[int, int], ...]:
+    """'disjoint' (Z = 1), 'chain' (Z = min(2, K)) or 'grouped:Z' (pairs share a hub token)."""
+    if tokens == "disjoint":
+        return disjoint_tokens(K)
+    if tokens == "chain":
+        return chain_tokens(K)
+    if tokens.startswith("grouped:"):
+        return grouped_tokens(K, int(tokens.split(":", 1)[1]))
+    raise ValueError(f"tokens must be 'disjoint', 'chain' or 'grouped:Z', got {tokens!r}")
 
 
 def _check_count(name: str, value) -> None:
@@ -103,8 +115,8 @@ class ClusterSample:
 class DiverseValueDistribution:
     """The distribution P of §1.5; `delta` > 0 gives delta-approximately orthogonal c_i (Def. C.1).
 
-    With delta > 0, c_i = (1 - delta^2/8) e_{c_i} + sqrt(1 - (1 - delta^2/8)^2) u_i, with u_i a random unit
-    vector orthogonal to e_{c_i} drawn per trial: the boundary case of Def. C.1.
+    With delta > 0, c_i = cos xi e_{c_i} + sin xi u_i (`theory.concentration.concept_tilt`, cos xi = 1 - delta^2/8),
+    with u_i a random unit vector orthogonal to e_{c_i} drawn per trial: the boundary case of Def. C.1.
     """
 
     K: int
@@ -170,8 +182,7 @@ class DiverseValueDistribution:
         out = eye.expand(len(seeds), -1, -1).clone()
         if self.delta == 0:
             return out
-        cos = 1 - self.delta**2 / 8
-        sin = math.sqrt(1 - cos**2)
+        cos, sin = concept_tilt(self.delta)
         for b, seed in enumerate(seeds):
             tilt = torch.randn(self.K, self.d, generator=_generator(seed, _CONCEPT_STREAM, device), device=device, dtype=dtype)
             tilt -= (tilt * eye).sum(1, keepdim=True) * eye  # orthogonal to e_{c_i}

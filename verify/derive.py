@@ -1,18 +1,21 @@
 """Numeric side of `dpo-verify derive`: a derived objective checked against the torch trainers."""
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from dataclasses import dataclass
 
 import numpy as np
+import sympy as sp
 import torch
 
-from theory.objectives import ObjectiveDerivation
+from theory.errors import UserInputError
+from theory.objectives import ObjectiveDerivation, idealised_time
 from theory.symbols import K as K_symbol, beta as beta_symbol, t as t_symbol, tau as tau_symbol
 from verify.data_model import DiverseValueDistribution
 from verify.instances import random_instance
-from verify.model import integrate_margin_ode, integrate_weight_flow, interaction_matrix, margin_velocity
+from verify.model import interaction_matrix, margin_velocity
 from verify.symbolic import numpy_function
 from verify.training import gradient_flow
 
@@ -41,14 +44,26 @@ class NumericCheck:
 def check_numeric_beta(beta: float) -> None:
     """The check's times scale as 1/beta^2 and its speeds as beta^2: both must be normal finite float64.
 
-    Raises ValueError naming beta and the range, 1.5e-154 <= beta <= 6.7e153 (rounded inward).
+    Raises UserInputError naming beta and the range, 1.5e-154 <= beta <= 6.7e153 (rounded inward).
     """
     squared = beta * beta  # float multiplication gives inf or 0, never OverflowError
     if not (math.isfinite(beta) and beta > 0 and sys.float_info.min <= squared and 1 / squared >= sys.float_info.min):
         low = math.sqrt(sys.float_info.min)
         high = math.sqrt(1 / sys.float_info.min)
-        raise ValueError(f"beta = {beta!r} is outside the numeric check's range {low:.2g} <= beta <= {high:.2g} "
+        raise UserInputError(f"beta = {beta!r} is outside the numeric check's range {low:.2g} <= beta <= {high:.2g} "
                          f"(beta^2 and 1/beta^2 must be normal float64); use --no-numeric to derive only")
+
+
+@functools.lru_cache(maxsize=None)
+def _time_of_idealised_time():
+    """t as a float function of (s, K, beta, tau), solved from `theory.objectives.idealised_time` = s."""
+    s = sp.Symbol("s", positive=True)
+    (time,) = sp.solve(sp.Eq(idealised_time, s), t_symbol)
+    return sp.lambdify((s, K_symbol, beta_symbol, tau_symbol), time, "math")
+
+
+def _time_at_idealised_time(s: float, K: int, beta: float, tau: float) -> float:
+    return float(_time_of_idealised_time()(s, K, beta, tau))
 
 
 def _not_run(name: str, tolerance: float, reason: str) -> NumericCheck:
@@ -69,7 +84,7 @@ def check_objective(derivation: ObjectiveDerivation, beta: float, seed: int = 0)
     """
     check_numeric_beta(beta)
     loss, tau, K = derivation.loss, 1.0, 2
-    horizon = 2.0 * K * tau / (2 * beta * beta)  # rescaled time s = 2 beta^2 t / (K tau) runs to 2
+    horizon = _time_at_idealised_time(2.0, K, beta, tau)  # the idealised time runs to 2
     times = torch.linspace(0, horizon, 5, dtype=torch.float64)
     W0, data = random_instance(seed, 6, 4, 12)
     identity_name = "Lemma 4.1 with this loss: full-W flow vs margin ODE"
@@ -82,8 +97,8 @@ def check_objective(derivation: ObjectiveDerivation, beta: float, seed: int = 0)
         identity_end = 1.0 / initial_speed if initial_speed > 0 and math.isfinite(1.0 / initial_speed) else horizon
         identity_times = torch.linspace(0, identity_end, 5, dtype=torch.float64)
         try:
-            difference = (integrate_weight_flow(W0, data, beta, tau, identity_times, loss)
-                          - integrate_margin_ode(data, beta, tau, identity_times, loss))
+            difference = (gradient_flow(data, beta, tau, identity_times, loss, form="full", W0=W0).train_margins
+                          - gradient_flow(data, beta, tau, identity_times, loss).train_margins)
             checks = [_finite_error(identity_name, 1e-8, difference)]
         except _SOLVER_FAILURES as failure:
             checks = [_not_run(identity_name, 1e-8, f"the ODE solver failed: {failure}")]

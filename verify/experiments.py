@@ -14,16 +14,15 @@ import torch
 
 from theory.closed_forms import idealised_margin
 from theory.generalization import THEOREM_4_3
+from theory.numbers import float_at_most
 from theory.objectives import ObjectiveDerivation
-from theory.scaling_law import PREDECESSOR_BOUND, SCALING_BOUND, BoundShape, samples_per_value, samples_per_value_table
 from theory.symbols import K as K_symbol, Q as Q_symbol, beta as beta_symbol, r, t as t_symbol, tau as tau_symbol
 from theory.training_guarantee import THEOREM_4_2
-from verify.claims.common import v_boundary
-from verify.claims.training_guarantee import float_at_most
 from verify.data_model import DiverseValueDistribution
 from verify.fits import LinearFit, linear_fit
 from verify.instances import random_instance
-from verify.model import autograd_gradient, integrate_margin_ode, integrate_weight_flow, symbolic_gradient
+from verify.model import autograd_gradient, symbolic_gradient
+from verify.scaling_curves import ScalingCurves, scaling_curves  # noqa: F401  (notebook 03 imports them from here)
 from verify.symbolic import numpy_function
 from verify.training import adam, gradient_flow, tau_1, zero_one_risk
 
@@ -36,11 +35,11 @@ def _in_time(expr: sp.Expr, K: int, beta: float, tau: float):
 # --- Lemma 4.1 (notebook 01) -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Lemma41Numeric:
-    """Full-vocabulary gradient flow of W against the reduced margin ODE (Eq. 3) on one random instance."""
+    """Full-vocabulary gradient flow of W against the reduced form (Lemma 4.1's dynamics) on one random instance."""
 
     times: np.ndarray
     weight_flow: np.ndarray  # (T, N) margins from tau dW/dt = -grad_W L, autograd, full softmax
-    margin_ode: np.ndarray  # (T, N) margins from tau dr/dt = (beta^2/N) M sigma(-r)
+    margin_ode: np.ndarray  # (T, N) margins from the reduced form: the occurring rows only, margins linear in dW
     rtol: float
 
     @property
@@ -61,8 +60,8 @@ def lemma_4_1_numeric(seed: int = 0, vocabulary_size: int = 6, dimension: int = 
     W0, data = random_instance(seed, vocabulary_size, dimension, samples)
     times = torch.linspace(0, horizon, points, dtype=torch.float64)
     # Both solvers at the same tolerance: their difference is solver error, O(100 rtol), not a modelling gap.
-    flow = integrate_weight_flow(W0, data, beta, tau, times, rtol=rtol, atol=rtol / 100)
-    ode = integrate_margin_ode(data, beta, tau, times, rtol=rtol, atol=rtol / 100)
+    flow = gradient_flow(data, beta, tau, times, form="full", W0=W0, rtol=rtol, atol=rtol / 100).train_margins[0]
+    ode = gradient_flow(data, beta, tau, times, rtol=rtol, atol=rtol / 100).train_margins[0]
     return Lemma41Numeric(times.numpy(), flow.numpy(), ode.numpy(), rtol)
 
 
@@ -96,7 +95,7 @@ class EnvelopeRun:
 
 def _largest_admissible_noise(Q: int) -> float:
     """The largest float v with v <= 1/(32 sqrt Q), Theorem 4.2's condition read from the statement."""
-    return float_at_most(v_boundary(THEOREM_4_2, Q))
+    return float_at_most(THEOREM_4_2.v_boundary(Q))
 
 
 def envelope_run(K: int, l_b: float, Q: int = 16, beta: float = 1.0, tau: float = 1.0, seed: int = 0,
@@ -144,30 +143,6 @@ def risk_against_Q(K: int = 2, Qs: Sequence[int] = (8, 16, 32, 64), v_rule: str 
         risk = zero_one_risk(result.test_margins[:, -1].reshape(1, -1))
         rows.append(RiskRow(q, v, int(risk.errors[0]), risk.n, float(risk.rate[0]), float(risk.upper[0]), float(bound(q))))
     return rows
-
-
-@dataclass(frozen=True)
-class ScalingCurves:
-    """Q_min(K) for Theorem 4.3 and for the predecessor's bound at one target delta (Fig. 4)."""
-
-    delta: sp.Rational
-    K: np.ndarray
-    theorem_4_3: np.ndarray  # smallest integer Q >= 40
-    predecessor: np.ndarray
-    K10_Q_min: int
-    K10_root: float
-    K10_paper: int = 875  # §4.2: "more than 875 samples per value" for K = 10
-
-
-def _Q_min(Ks, delta, shape: BoundShape) -> np.ndarray:
-    return np.array([row[2] for row in samples_per_value_table(Ks, delta, shape)], dtype=float)
-
-
-def scaling_curves(delta=sp.Rational(1, 20), K_max: int = 1000, points: int = 40) -> ScalingCurves:
-    Ks = sorted({int(round(k)) for k in np.geomspace(1, K_max, points)} | {10})
-    k10 = samples_per_value(10, delta, SCALING_BOUND)
-    return ScalingCurves(delta, np.array(Ks), _Q_min(Ks, delta, SCALING_BOUND), _Q_min(Ks, delta, PREDECESSOR_BOUND),
-                         k10.Q_min, float(k10.root_value))
 
 
 # --- Value diversity, the analogue of Fig. 5 (notebook 04) ----------------------------------------------

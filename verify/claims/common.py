@@ -13,51 +13,27 @@ Decision rule, the same for every claim (tolerances from the sample size, not tu
 from __future__ import annotations
 
 import math
+import sys
 from typing import Iterable
 
 import sympy as sp
-import torch
-from scipy.stats import binom
 
+from theory.numbers import float_at_most  # noqa: F401 (imported from here by claim modules)
 from theory.statements import Statement
-from theory.symbols import K as K_sym, Q as Q_sym, beta as beta_sym, t as t_sym, tau as tau_sym
-from verify.data_model import chain_tokens, disjoint_tokens, grouped_tokens
-from verify.training import gradient_flow, segment_gradient, segment_margins, training_set, weight_function
+from theory.symbols import K as K_sym, beta as beta_sym, t as t_sym, tau as tau_sym
+from verify.symbolic import weight_function
 from verify.verdicts import Status, Verdict, clopper_pearson
 from theory.losses import DPO
 
-FLOAT_EPS = torch.finfo(torch.float64).eps
+FLOAT_EPS = sys.float_info.epsilon  # float64's, read without importing torch
 CONFIDENCE = 0.95
 
 
-# --- parameters -----------------------------------------------------------------------------------------
-def token_layout(tokens: str, K: int) -> tuple[tuple[int, int], ...]:
-    """'disjoint' (Z = 1), 'chain' (Z = min(2, K)) or 'grouped:Z' (pairs share a hub token)."""
-    if tokens == "disjoint":
-        return disjoint_tokens(K)
-    if tokens == "chain":
-        return chain_tokens(K)
-    if tokens.startswith("grouped:"):
-        return grouped_tokens(K, int(tokens.split(":", 1)[1]))
-    raise ValueError(f"tokens must be 'disjoint', 'chain' or 'grouped:Z', got {tokens!r}")
-
-
-def v_boundary(statement: Statement, Q: int) -> sp.Expr:
-    """The largest v the statement allows at Q, exactly (the rhs of its 'v <= ...' assumption)."""
-    (rel,) = [rel for name, rel in statement.assumptions.items() if name.startswith("v <=")]
-    return rel.rhs.subs(Q_sym, Q)
-
-
-def assumptions_at(statement: Statement, values: dict) -> list[str]:
-    """`assumption_report` with only the values that the statement's assumptions mention."""
-    needed = {s.name for rel in statement.assumptions.values() for s in rel.free_symbols}
-    return assumption_report(statement, **{k: x for k, x in values.items() if k in needed})
-
-
-def assumption_report(statement: Statement, **values) -> list[str]:
-    """Each failing assumption as 'name: lhs vs rhs, fails by x'."""
-    return [f"{f.name} fails by {float(f.approx):.3g} (lhs {float(sp.N(f.lhs)):.4g}, rhs {float(sp.N(f.rhs)):.4g})"
-            for f in statement.check_assumptions(**values)]
+# --- statements ---------------------------------------------------------------------------------------
+# The statement's own methods, under the names that claim modules import from here.
+v_boundary = Statement.v_boundary  # v_boundary(statement, Q): the largest v the statement allows at Q
+assumption_report = Statement.unmet  # assumption_report(statement, **values): the failing assumptions
+assumptions_at = Statement.unmet_among  # assumptions_at(statement, values): the same, extra values ignored
 
 
 def conclusion(statement: Statement, name: str, **values) -> float:
@@ -106,6 +82,9 @@ def initial_slopes(sample, beta: float, tau: float) -> torch.Tensor:
 
     The margin is linear in dW, so the margin of the velocity dW/dt is dr/dt exactly.
     """
+    import torch
+    from verify.training import segment_gradient, segment_margins, training_set
+
     data = training_set(sample)
     zero = torch.zeros(data.batch_size, data.size, dtype=data.features.dtype)
     velocity = -segment_gradient(data, weight_function(DPO)(zero), beta) / tau
@@ -116,6 +95,8 @@ def flow_with_error(sample, beta: float, tau: float, times, test=None, rtol: flo
     """Gradient flow at (rtol, atol) plus an a-posteriori bound on its error: the difference to a run at
     100 x looser tolerances (which bounds the tighter run's error), plus the round-off of a d-term dot
     product (d eps |r|)."""
+    from verify.training import gradient_flow
+
     fine = gradient_flow(sample, beta, tau, times, test=test, rtol=rtol, atol=atol)
     coarse = gradient_flow(sample, beta, tau, times, rtol=rtol * 100, atol=atol * 100)
     d = sample.features.shape[2]
@@ -127,6 +108,8 @@ def flow_with_error(sample, beta: float, tau: float, times, test=None, rtol: flo
 def exceeds_rate(errors: Iterable[int], n: int, rate: float, trials: int) -> list[bool]:
     """Per trial: is `errors` out of n significantly above `rate`? One-sided binomial test at level
     (1 - CONFIDENCE)/trials (Bonferroni over the trials)."""
+    from scipy.stats import binom
+
     level = (1 - CONFIDENCE) / trials
     rate = min(max(rate, 0.0), 1.0)
     return [bool(e > 0 and binom.sf(int(e) - 1, n, rate) < level) for e in errors]

@@ -8,19 +8,16 @@ on the worst-case construction (c_1 tilted toward e_{c_2} and c_2 toward e_{c_1}
 """
 from __future__ import annotations
 
-import math
-
-import torch
-
-from theory.concentration import LEMMA_B1, LEMMA_C2, derive_lemma_c2, expected_gram_entries
+from theory.concentration import LEMMA_B1, LEMMA_C2, concept_tilt, derive_lemma_c2, expected_gram_entries
 from verify.claims import Claim, register
-from verify.claims.common import FLOAT_EPS, assumption_report, conclusion, decide, seeds_for, token_layout, training_footprint
-from verify.data_model import DiverseValueDistribution, concentration_events, gram_statistics
+from verify.claims.common import FLOAT_EPS, conclusion, decide, seeds_for, training_footprint
 from verify.parameters import Parameter, vocabulary
 
 
 def check_lemma_b1(seed: int, K: int, Q: int, d: int, v: float, l_b: float, epsilon: float, tokens: str, trials: int,
                    c: float, l_b_outside: float) -> object:
+    from verify.data_model import DiverseValueDistribution, concentration_events, gram_statistics, token_layout
+
     parameters = dict(K=K, Q=Q, d=d, v=v, l_b=l_b, epsilon=epsilon, tokens=tokens, trials=trials, c=c,
                       l_b_outside=l_b_outside)
     layout = token_layout(tokens, K)
@@ -28,7 +25,7 @@ def check_lemma_b1(seed: int, K: int, Q: int, d: int, v: float, l_b: float, epsi
     dist = DiverseValueDistribution(K, d, v, l_b, tokens=layout)
     Z = dist.Z_pairs
     values = dict(K=K, Q=Q, d=d, Z=Z, v=v, l_b=l_b, epsilon=epsilon, c=c)
-    unmet = assumption_report(LEMMA_B1, l_b=l_b)
+    unmet = LEMMA_B1.unmet(l_b=l_b)
     probability = conclusion(LEMMA_B1, "success_probability", **values)
     half_width = conclusion(LEMMA_B1, "half_width", **values)
     sample = dist.sample(seeds, Q)
@@ -46,7 +43,7 @@ def check_lemma_b1(seed: int, K: int, Q: int, d: int, v: float, l_b: float, epsi
     if l_b_outside and l_b_outside != l_b:
         outside = gram_statistics(DiverseValueDistribution(K, d, v, l_b_outside, tokens=layout).sample(seeds, Q))
         tightness.update({f"l_b={l_b_outside:g}: {k} / (2 eps v)": float(x.max()) / half_width for k, x in outside.items()})
-        details["outside assumptions"] = {"l_b": l_b_outside, "unmet": assumption_report(LEMMA_B1, l_b=l_b_outside)}
+        details["outside assumptions"] = {"l_b": l_b_outside, "unmet": LEMMA_B1.unmet(l_b=l_b_outside)}
     summary = (f"Eqs. (9)-(13) within 2 eps v = {half_width:.3g}: largest deviation {max(worst.values()):.3g} "
                f"(P >= {probability:.3g} at c = {c:g})")
     return decide("lemma-b.1", parameters, seed, unmet=unmet, probability=probability, failures=failures,
@@ -55,22 +52,23 @@ def check_lemma_b1(seed: int, K: int, Q: int, d: int, v: float, l_b: float, epsi
 
 
 def worst_case_inner_product(delta: float, d: int = 4) -> float:
-    """<c_1, c_2> for c_1 = cos e_1 + sin e_2, c_2 = cos e_2 + sin e_1 (cos = 1 - delta^2/8): the largest
-    inner product Def. C.1 allows, 2 cos sin.
+    """<c_1, c_2> for c_1 = cos e_1 + sin e_2, c_2 = cos e_2 + sin e_1 with Def. C.1's tilt
+    (`theory.concentration.concept_tilt`, whose sin keeps its digits as delta -> 0): the largest inner product
+    Def. C.1 allows, 2 cos sin."""
+    import torch
 
-    sin is taken from 1 - cos^2 = (delta^2/8)(2 - delta^2/8), not from 1 - cos^2 in floats: the latter loses
-    all digits when delta^2/8 is below the float64 epsilon (delta < 4e-8) and most of them well above it.
-    """
-    cos = 1 - delta**2 / 8
-    sin = delta / math.sqrt(8) * math.sqrt(2 - delta**2 / 8)
+    cos, sin = concept_tilt(delta)
     c = torch.zeros(2, d, dtype=torch.float64)
     c[0, 0], c[0, 1], c[1, 1], c[1, 0] = cos, sin, cos, sin
     return float(c[0] @ c[1])
 
 
 def check_lemma_c2(seed: int, K: int, d: int, delta: float, trials: int, delta_outside: float):
+    import torch
+    from verify.data_model import DiverseValueDistribution
+
     parameters = dict(K=K, d=d, delta=delta, trials=trials, delta_outside=delta_outside)
-    unmet = assumption_report(LEMMA_C2, delta=delta)
+    unmet = LEMMA_C2.unmet(delta=delta)
     bound = conclusion(LEMMA_C2, "inner_product_bound", delta=delta)
     seeds = seeds_for(seed, trials)
     # Round-off: a d-term dot product of unit vectors and their normalisation (random tilts), and for the
@@ -102,20 +100,17 @@ def check_lemma_c2(seed: int, K: int, d: int, delta: float, trials: int, delta_o
                   tightness=tightness, discrepancies=[] if symbolic.holds else [f"Lemma C.2 derivation: {symbolic.verdict}"])
 
 
-# Def. C.1's tilt c = cos e_1 + sin e_2 with cos = 1 - delta^2/8 needs cos >= 0, i.e. delta <= sqrt 8.
+# Def. C.1's tilt (`theory.concentration.concept_tilt`) needs cos xi >= 0, i.e. delta <= sqrt 8.
 _DELTA = Parameter("real", "the delta of Def. C.1 (measured also outside Lemma C.2's delta < 1/2)", 0, 2)
 
 register(Claim(
-    "lemma-b.1", "Gram entries concentrate within 2 eps v (Eqs. 9-13)", "App. B, Lemma B.1, Eqs. (9)-(13)",
-    "l_b <= 1/2; probability 1 - (8Z+4)KQ^2 (e^{-eps^2/16} + e^{-(c eps/v) min(1, eps/(d v))})",
-    check_lemma_b1,
-    dict(K=4, Q=60, d=16, v=0.01, l_b=0.25, epsilon=16.0, tokens="chain", trials=32, c=1.0, l_b_outside=0.75),
-    dict(K=2, Q=20, d=6, trials=8, epsilon=14.0),
+    "lemma-b.1", check=check_lemma_b1, statement=LEMMA_B1,
+    defaults=dict(K=4, Q=60, d=16, v=0.01, l_b=0.25, epsilon=16.0, tokens="chain", trials=32, c=1.0, l_b_outside=0.75),
+    quick=dict(K=2, Q=20, d=6, trials=8, epsilon=14.0),
     specs=vocabulary(l_b_outside=Parameter("real", "a bias norm outside the assumptions, measured for contrast (0: skip)", 0, 1e3)),
     footprint=training_footprint))
 register(Claim(
-    "lemma-c.2", "delta-approximately orthogonal concepts: |<c_i1, c_i2>| <= delta", "App. C, Def. C.1, Lemma C.2",
-    "0 <= delta < 1/2", check_lemma_c2, dict(K=8, d=12, delta=0.3, trials=64, delta_outside=0.9),
-    dict(K=4, d=6, trials=8),
+    "lemma-c.2", check=check_lemma_c2, statement=LEMMA_C2,
+    defaults=dict(K=8, d=12, delta=0.3, trials=64, delta_outside=0.9), quick=dict(K=4, d=6, trials=8),
     specs=vocabulary(delta=_DELTA, delta_outside=_DELTA),
     footprint=lambda p: 8 * p["trials"] * p["K"] * (p["d"] + p["K"]) * 4))

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import functools
 
-
 from theory.generalization import THEOREM_4_3, THEOREM_B4, THEOREM_C6, refined_exponent_after_remark
 from theory.statements import Statement
 from theory.training_guarantee import THEOREM_4_2, THEOREM_B3, THEOREM_C5
 from verify.claims import Claim, register
-from verify.claims.common import (ratio, assumptions_at, conclusion, decide, envelope_functions, exceeds_rate, seeds_for,
-                                  training_footprint)
+from verify.claims.common import conclusion, decide, envelope_functions, exceeds_rate, ratio, seeds_for, training_footprint
+from verify.claims.training_guarantee import statement_setting
 from verify.parameters import vocabulary
-from verify.claims.training_guarantee import resolve_noise, statement_setting
-from verify.data_model import DiverseValueDistribution
-from verify.training import gradient_flow
 from verify.verdicts import clopper_pearson
 
 # Each risk statement is about the model at the tau_1 of its training statement.
@@ -37,6 +33,8 @@ def _derivations(name: str) -> tuple[tuple[str, bool | None, str], ...]:
 
 def test_risk(dist, Q, seeds, beta, tau, horizon, test_size):
     """Errors per trial on `test_size` fresh draws after gradient flow to `horizon`."""
+    from verify.training import gradient_flow
+
     sample = dist.sample(seeds, Q)
     test = dist.test_set(seeds, test_size)
     result = gradient_flow(sample, beta, tau, [0.0, horizon], test=test)
@@ -47,6 +45,8 @@ def test_risk(dist, Q, seeds, beta, tau, horizon, test_size):
 def check_generalization(statement: Statement, claim: str, seed: int, K: int, Q: int, d: int, v, l_b: float,
                          beta: float, tau: float, tokens: str, trials: int, test_size: int, c: float, v_outside: float,
                          epsilon=None, delta=None, Z_reading: str = "pairs"):
+    from verify.data_model import DiverseValueDistribution
+
     parameters = dict(K=K, Q=Q, d=d, v=v, l_b=l_b, beta=beta, tau=tau, tokens=tokens, trials=trials,
                       test_size=test_size, c=c, v_outside=v_outside, epsilon=epsilon, delta=delta, Z_reading=Z_reading)
     probe, Z, v, epsilon, delta, values, unmet = statement_setting(statement, K, Q, d, v, l_b, tokens, c, epsilon,
@@ -74,14 +74,14 @@ def check_generalization(statement: Statement, claim: str, seed: int, K: int, Q:
                                   Q, seeds, beta, tau, horizon, test_size)
         out_rate = sum(out_errors) / total
         out_upper = float(clopper_pearson(sum(out_errors), total)[1])
-        # the bound evaluated at the outside point (eps re-resolved to 1/(16 v (Z+2)) there)
-        _, out_eps, _ = resolve_noise(statement, Q, Z, v_outside, None, 0.0)
+        # the bound evaluated at the outside point (eps re-resolved to the Remark's value there)
+        _, out_eps, _ = statement.resolve_noise(Q, Z, v_outside, None, 0.0)
         out_bound = conclusion(statement, "risk_bound", **{**values, "v": v_outside, "epsilon": out_eps})
         tightness.update({f"v={v_outside:g}: risk / bound there": ratio(out_rate, out_bound),
                           f"v={v_outside:g}: risk 95% CP upper / bound there": ratio(out_upper, out_bound)})
         details.setdefault("outside bound", out_bound)
         details["outside assumptions"] = {"v": v_outside, "risk": out_rate, "risk CP upper": out_upper,
-                                          "unmet": assumptions_at(statement, {**values, "v": v_outside})}
+                                          "unmet": statement.unmet_among({**values, "v": v_outside})}
     derivations = _derivations(statement.name)
     details["derivations"] = [f"{name}: {verdict}" for name, _, verdict in derivations]
     discrepancies = [f"{name}: {verdict}" for name, holds, verdict in derivations if holds is False]
@@ -95,23 +95,20 @@ def check_generalization(statement: Statement, claim: str, seed: int, K: int, Q:
 _COMMON = dict(beta=0.01, tau=1.0, c=1.0, Z_reading="pairs")
 _CLAIM = dict(specs=vocabulary(v="optional", epsilon="optional", delta="optional"), footprint=training_footprint)
 
-register(Claim(
-    "theorem-4.3", "Generalization error R(P) <= 2KQ^2 e^{-Q/45} at tau_1", "§4.2, Theorem 4.3",
-    "Theorem 4.2's conditions and Q >= 40; probability as Theorem 4.2",
-    functools.partial(check_generalization, THEOREM_4_3, "theorem-4.3"),
-    # the paper's own point (K = 10, Q = 880, beta = 0.01, l_b = 1/4), small d (d <= 5Q holds)
-    dict(K=10, Q=880, d=12, v=None, l_b=0.25, tokens="chain", trials=4, test_size=20000, v_outside=0.3, **_COMMON),
-    dict(K=2, Q=40, d=4, trials=3, test_size=2000), **_CLAIM))
-register(Claim(
-    "theorem-b.4", "Refined generalization bound 2KQ^2 exp(-eps^2/(2(1 + l_b^2 + d v^2 + 2 eps v))))",
-    "App. B, Theorem B.4", "Theorem B.3's conditions",
-    functools.partial(check_generalization, THEOREM_B4, "theorem-b.4"),
-    dict(K=4, Q=100, d=8, v=5e-4, l_b=0.25, tokens="chain", trials=8, test_size=10000, v_outside=0.3, epsilon=None, **_COMMON),
-    dict(K=2, Q=40, d=4, trials=3, test_size=2000), **_CLAIM))
-register(Claim(
-    "theorem-c.6", "Generalization for delta-approximately orthogonal clusters", "App. C, Theorem C.6",
-    "Theorem C.5's conditions",
-    functools.partial(check_generalization, THEOREM_C6, "theorem-c.6"),
-    dict(K=4, Q=100, d=8, v=5e-4, l_b=0.25, tokens="chain", trials=8, test_size=10000, v_outside=0.3, epsilon=None,
-         delta=None, **_COMMON),
-    dict(K=2, Q=40, d=4, trials=3, test_size=2000), **_CLAIM))
+
+_QUICK = dict(K=2, Q=40, d=4, trials=3, test_size=2000)
+
+
+def _register(claim_id: str, statement: Statement, defaults: dict) -> None:
+    register(Claim(claim_id, check=functools.partial(check_generalization, statement, claim_id), statement=statement,
+                   defaults={**defaults, **_COMMON}, quick=_QUICK, **_CLAIM))
+
+
+# the paper's own point (K = 10, Q = 880, beta = 0.01, l_b = 1/4), small d (d <= 5Q holds)
+_register("theorem-4.3", THEOREM_4_3,
+          dict(K=10, Q=880, d=12, v=None, l_b=0.25, tokens="chain", trials=4, test_size=20000, v_outside=0.3))
+_register("theorem-b.4", THEOREM_B4,
+          dict(K=4, Q=100, d=8, v=5e-4, l_b=0.25, tokens="chain", trials=8, test_size=10000, v_outside=0.3, epsilon=None))
+_register("theorem-c.6", THEOREM_C6,
+          dict(K=4, Q=100, d=8, v=5e-4, l_b=0.25, tokens="chain", trials=8, test_size=10000, v_outside=0.3, epsilon=None,
+               delta=None))

@@ -8,16 +8,12 @@ proved (SPEC §5 item 10): no check can confirm the "Theta".
 from __future__ import annotations
 
 from theory.generalization import THEOREM_4_3
-from theory.numbers import exact_rational
-from theory.scaling_law import paper_claim_K10, samples_per_value
+from theory.numbers import exact_rational, float_at_most
+from theory.scaling_law import SCALING_LAW, paper_claim_K10, samples_per_value
 from theory.training_guarantee import THEOREM_4_2
 from verify.claims import Claim, register
-from verify.claims.common import (assumption_report, conclusion, decide, envelope_functions, exceeds_rate, seeds_for,
-                                  token_layout, training_footprint)
+from verify.claims.common import conclusion, decide, envelope_functions, exceeds_rate, seeds_for, training_footprint
 from verify.claims.generalization import test_risk
-from verify.claims.training_guarantee import float_at_most
-from verify.claims.common import v_boundary
-from verify.data_model import DiverseValueDistribution
 from verify.parameters import Parameter, vocabulary
 from verify.verdicts import clopper_pearson
 
@@ -32,6 +28,8 @@ def _ints(text) -> list[int]:
 
 def check_scaling_law(seed: int, K_values: str, K_table: str, delta: float, d: int, l_b: float, beta: float, tau: float,
                       tokens: str, trials: int, test_size: int, c: float, v_outside: float):
+    from verify.data_model import DiverseValueDistribution, token_layout
+
     parameters = dict(K_values=K_values, K_table=K_table, delta=delta, d=d, l_b=l_b, beta=beta, tau=tau, tokens=tokens,
                       trials=trials, test_size=test_size, c=c, v_outside=v_outside)
     discrepancies, table = [], {}
@@ -54,8 +52,8 @@ def check_scaling_law(seed: int, K_values: str, K_table: str, delta: float, d: i
         layout = token_layout(tokens, K)
         dK = max(d, K + 1)
         dist0 = DiverseValueDistribution(K, dK, 0.0, l_b, tokens=layout)
-        v = float_at_most(v_boundary(THEOREM_4_3, Q))
-        unmet += [f"K = {K}: {u}" for u in assumption_report(THEOREM_4_3, Z=dist0.Z_pairs, d=dK, v=v, Q=Q, l_b=l_b)]
+        v = float_at_most(THEOREM_4_3.v_boundary(Q))
+        unmet += [f"K = {K}: {u}" for u in THEOREM_4_3.unmet(Z=dist0.Z_pairs, d=dK, v=v, Q=Q, l_b=l_b)]
         probabilities.append(conclusion(THEOREM_4_3, "success_probability", K=K, Q=Q, c=c))
         horizon = horizon_of(K, beta, tau)
         errors, _ = test_risk(DiverseValueDistribution(K, dK, v, l_b, tokens=layout), Q, seeds, beta, tau, horizon, test_size)
@@ -82,11 +80,10 @@ def check_scaling_law(seed: int, K_values: str, K_table: str, delta: float, d: i
 
 
 register(Claim(
-    "scaling-law", "Samples per value for risk < delta scale as log K", "§4.2 Implications, Fig. 4",
-    "Theorem 4.3's conditions at Q = Q_min(K); delta in (0, 1)", check_scaling_law,
-    dict(K_values="1,2,4", K_table="1,10,100,1000", delta=0.05, d=6, l_b=0.25, beta=0.01, tau=1.0, tokens="chain",
-         trials=2, test_size=10000, c=1.0, v_outside=0.3),
-    dict(K_values="1", K_table="1,10", trials=1, test_size=1000, d=4, v_outside=0.0),
+    "scaling-law", check=check_scaling_law, statement=SCALING_LAW,
+    defaults=dict(K_values="1,2,4", K_table="1,10,100,1000", delta=0.05, d=6, l_b=0.25, beta=0.01, tau=1.0,
+                  tokens="chain", trials=2, test_size=10000, c=1.0, v_outside=0.3),
+    quick=dict(K_values="1", K_table="1,10", trials=1, test_size=1000, d=4, v_outside=0.0),
     specs=vocabulary(
         K_values=Parameter("int-list", "the K at which models are trained at Q_min(K)", 1, 10**4),
         K_table=Parameter("int-list", "the K of the Q_min(K) table (symbolic only)", 1, 10**12),

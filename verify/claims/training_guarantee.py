@@ -7,36 +7,16 @@ and success probability from `theory.training_guarantee`. The dynamics are the e
 from __future__ import annotations
 
 import functools
-import math
 
-import sympy as sp
-import torch
-
+from theory.numbers import float_at_most  # noqa: F401 (imported from here by claim modules)
 from theory.statements import Statement
 from theory.training_guarantee import (THEOREM_4_2, THEOREM_B3, THEOREM_C5, envelope_at_tau_1,
                                        envelope_slopes_from_lemma_b2, main_text_probability_from_b3)
+from theory.symbols import delta as delta_sym
 from verify.claims import Claim, register
-from verify.claims.common import (assumptions_at, conclusion, decide, envelope_functions, flow_with_error,
-                                  initial_slopes, seeds_for, token_layout, training_footprint, v_boundary)
-from verify.data_model import DiverseValueDistribution
+from verify.claims.common import (conclusion, decide, envelope_functions, flow_with_error, initial_slopes, seeds_for,
+                                  training_footprint)
 from verify.parameters import vocabulary
-
-
-def float_at_most(expr) -> float:
-    """The largest float <= an exact number, so a boundary value passes the exact assumption check."""
-    x = float(sp.N(expr, 30))
-    return math.nextafter(x, -math.inf) if sp.Rational(x) > expr else x
-
-
-def resolve_noise(statement: Statement, Q: int, Z: int, v, epsilon, delta) -> tuple[float, float | None, float]:
-    """v (None: the statement's boundary), epsilon (None: 1/(16 v (Z+2)), the largest allowed) and delta
-    (None: the largest Def. C.1/Thm C.5 allow), as floats at or inside the boundaries."""
-    v = float_at_most(v_boundary(statement, Q)) if v is None else float(v)
-    if epsilon is None and v > 0:
-        epsilon = float_at_most(1 / (16 * sp.Rational(v) * (Z + 2)))
-    if delta is None:
-        delta = float_at_most(sp.Min(sp.Rational(epsilon) * sp.Rational(v) / 8, sp.Rational(1, 4))) if epsilon else 0.0
-    return v, epsilon, delta
 
 
 @functools.lru_cache(maxsize=None)
@@ -53,6 +33,8 @@ def derivation_checks(statement_name: str) -> tuple[tuple[str, bool | None, str]
 
 def _envelope_run(dist, Q, seeds, beta, tau, statement, grid):
     """Flow to tau_1; per trial: inside the envelope? plus slopes and end margins."""
+    import torch
+
     r_L, r_U, tau_1, slope_L, slope_U = envelope_functions(statement)
     K = dist.K
     horizon = tau_1(K, beta, tau)
@@ -82,19 +64,22 @@ def statement_setting(statement: Statement, K: int, Q: int, d: int, v, l_b: floa
                       delta, Z_reading: str):
     """The noise-free distribution (its token layout and Z), Z, the resolved noise parameters, the values for
     `theory`, and the unmet assumptions."""
+    from verify.data_model import DiverseValueDistribution, token_layout
+
     layout = token_layout(tokens, K)
     probe = DiverseValueDistribution(K, d, 0.0, l_b, tokens=layout)
     Z = probe.Z_pairs if Z_reading == "pairs" else probe.Z_clusters
-    uses_delta = "delta <= 1/4" in statement.assumptions
-    v, epsilon, delta = resolve_noise(statement, Q, Z, v, epsilon, delta if uses_delta else 0.0)
-    delta = delta if uses_delta else 0.0
+    uses_delta = any(delta_sym in rel.free_symbols for rel in statement.assumptions.values())
+    v, epsilon, delta = statement.resolve_noise(Q, Z, v, epsilon, delta if uses_delta else 0.0)
     values = dict(K=K, Q=Q, d=d, Z=Z, v=v, l_b=l_b, c=c, delta=delta, epsilon=epsilon if epsilon else 1)
-    return probe, Z, v, epsilon, delta, values, assumptions_at(statement, values)
+    return probe, Z, v, epsilon, delta, values, statement.unmet_among(values)
 
 
 def check_training_guarantee(statement: Statement, claim: str, seed: int, K: int, Q: int, d: int, v, l_b: float,
                              beta: float, tau: float, tokens: str, trials: int, c: float, v_outside: float,
                              grid: int, epsilon=None, delta=None, Z_reading: str = "pairs"):
+    from verify.data_model import DiverseValueDistribution
+
     parameters = dict(K=K, Q=Q, d=d, v=v, l_b=l_b, beta=beta, tau=tau, tokens=tokens, trials=trials, c=c,
                       v_outside=v_outside, grid=grid, epsilon=epsilon, delta=delta, Z_reading=Z_reading)
     probe, Z, v, epsilon, delta, values, unmet = statement_setting(statement, K, Q, d, v, l_b, tokens, c, epsilon,
@@ -119,7 +104,7 @@ def check_training_guarantee(statement: Statement, claim: str, seed: int, K: int
         out = _envelope_run(outside_dist, Q, seeds, beta, tau, statement, grid)
         tightness.update(_ratios(out, f"v={v_outside:g}: "))
         tightness[f"v={v_outside:g}: trials outside the envelope"] = int(out["outside"].sum())
-        details["outside assumptions"] = {"v": v_outside, "unmet": assumptions_at(statement, {**values, "v": v_outside})}
+        details["outside assumptions"] = {"v": v_outside, "unmet": statement.unmet_among({**values, "v": v_outside})}
     derivations = derivation_checks(statement.name)
     details["derivations"] = [f"{name}: {verdict}" for name, _, verdict in derivations]
     discrepancies = [f"{name}: {verdict}" for name, holds, verdict in derivations if holds is False]
@@ -137,19 +122,13 @@ _QUICK = dict(K=2, Q=20, d=4, trials=3, grid=5)
 _SPECS = vocabulary(v="optional", epsilon="optional", delta="optional")
 _CLAIM = dict(specs=_SPECS, footprint=training_footprint)
 
-register(Claim(
-    "theorem-4.2", "Training reward guarantee: r_L <= r_i <= r_U up to tau_1", "§4.1, Theorem 4.2 (App. B Remark)",
-    "Z <= 1/(4 l_b^2), d <= 5Q, v <= 1/(32 sqrt Q), 1/4 <= l_b <= 1/2; probability 1 - 8KQ^{9/4} e^{-min(c sqrt Q/5, Q^{3/4}/256)}",
-    functools.partial(check_training_guarantee, THEOREM_4_2, "theorem-4.2"),
-    dict(K=4, Q=60, d=8, v=None, l_b=0.25, trials=8, v_outside=0.1, **_COMMON), _QUICK, **_CLAIM))
-register(Claim(
-    "theorem-b.3", "Refined training guarantee with the appendix probability", "App. B, Theorem B.3",
-    "Z <= 1/(4 l_b^2), d <= 5Q, v <= 1/(4 sqrt Q), eps <= 1/(16 v (Z+2)), 1/4 <= l_b <= 1/2",
-    functools.partial(check_training_guarantee, THEOREM_B3, "theorem-b.3"),
-    dict(K=4, Q=60, d=8, v=5e-4, l_b=0.25, trials=8, v_outside=0.1, epsilon=None, **_COMMON), _QUICK, **_CLAIM))
-register(Claim(
-    "theorem-c.5", "Training guarantee for delta-approximately orthogonal clusters", "App. C, Theorem C.5",
-    "B.3's conditions and 0 <= delta <= min(eps v/8, 1/4)",
-    functools.partial(check_training_guarantee, THEOREM_C5, "theorem-c.5"),
-    dict(K=4, Q=60, d=8, v=5e-4, l_b=0.25, trials=8, v_outside=0.1, epsilon=None, delta=None, **_COMMON), _QUICK,
-    **_CLAIM))
+
+def _register(claim_id: str, statement: Statement, v, **noise) -> None:
+    register(Claim(claim_id, check=functools.partial(check_training_guarantee, statement, claim_id), statement=statement,
+                   defaults=dict(K=4, Q=60, d=8, v=v, l_b=0.25, trials=8, v_outside=0.1, **noise, **_COMMON),
+                   quick=_QUICK, **_CLAIM))
+
+
+_register("theorem-4.2", THEOREM_4_2, v=None)
+_register("theorem-b.3", THEOREM_B3, v=5e-4, epsilon=None)
+_register("theorem-c.5", THEOREM_C5, v=5e-4, epsilon=None, delta=None)

@@ -3,7 +3,7 @@
 The statements come from `theory.training_guarantee` and `theory.generalization`; this module only
 chooses the numbers: the fitted (l_b, v, delta, d, Q, K) of `verify.real.statistics`, Z under both readings
 of SPEC §5 item 2 (pairs: Z = K; clusters: Z = 2K, since every persona uses " Yes" and " No"), and
-eps = 1/(16 v (Z+2)), the largest value the appendix statements allow (the Remark's choice).
+the Remark's eps (`theory.statements.REMARK_EPSILON`), the largest value the appendix statements allow.
 The Bernstein constant c is unknown; success probabilities are reported as their supremum over c > 0
 (c -> infinity), so a non-positive value means the statement guarantees nothing for any c.
 """
@@ -14,6 +14,7 @@ from typing import Any
 import sympy as sp
 
 from theory.generalization import THEOREM_4_3, THEOREM_B4, THEOREM_C6
+from theory.statements import remark_epsilon
 from theory.symbols import c
 from theory.training_guarantee import THEOREM_4_2, THEOREM_B3, THEOREM_C5
 from verify.real.statistics import FittedParameters
@@ -28,7 +29,7 @@ def _decimal(x: float) -> str:
 
 def theorem_values(fit: FittedParameters, Z: int) -> dict[str, Any]:
     v = fit.v
-    epsilon = 1 / (16 * v * (Z + 2)) if v > 0 else None
+    epsilon = float(remark_epsilon(v, Z)) if v > 0 else None
     values = {"K": fit.K, "Q": fit.Q, "d": fit.d, "Z": Z, "l_b": _decimal(fit.l_b), "v": _decimal(v),
               "delta": _decimal(fit.delta)}
     if epsilon is not None:

@@ -65,23 +65,22 @@ def dimension(d, K: int) -> int:
 def empirical_scaling_trial(seed: int, regime: str, K: int, Q: int, v: float, l_b: float, d, tokens: str,
                             beta: float, tau: float, test_size: int, delta: float) -> dict:
     from theory.generalization import THEOREM_4_3
-    from verify.claims.common import assumption_report, token_layout, v_boundary
-    from verify.claims.training_guarantee import float_at_most
-    from verify.data_model import DiverseValueDistribution
+    from theory.numbers import float_at_most
+    from verify.data_model import DiverseValueDistribution, token_layout
     from verify.training import margins_at_tau_1, tau_1
 
     if regime not in REGIMES:
         raise ValueError(f"regime must be one of {REGIMES}, got {regime!r}")
     d = dimension(d, K)
     if regime == "inside":
-        v = float_at_most(v_boundary(THEOREM_4_3, Q))  # the largest float the exact assumption accepts
+        v = float_at_most(THEOREM_4_3.v_boundary(Q))  # the largest float the exact assumption accepts
     dist = DiverseValueDistribution(K, d, float(v), l_b, tokens=token_layout(tokens, K))
     test = dist.test_set([seed], test_size)
     result = margins_at_tau_1(dist.sample([seed], Q), beta, tau, test=test)
     wrong = result.test_margins[0, -1] <= 0
     errors = int(wrong.sum())
     per_cluster = torch.bincount(test.cluster[0][wrong], minlength=2 * K)
-    unmet = assumption_report(THEOREM_4_3, Z=dist.Z_pairs, d=d, v=v, Q=Q, l_b=l_b)
+    unmet = THEOREM_4_3.unmet(Z=dist.Z_pairs, d=d, v=v, Q=Q, l_b=l_b)
     return {"errors": errors, "n": test_size, "risk": errors / test_size,
             "risk_upper": float(clopper_pearson(errors, test_size)[1]),
             "worst_cluster_errors": int(per_cluster.max()), "v": float(v), "d": d, "tau_1": tau_1(K, beta, tau),

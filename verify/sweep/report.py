@@ -2,7 +2,7 @@
 
 Per sweep: the trials grouped by parameters (mean of each numeric result over seeds); for a [search]
 sweep, the value found per grid point; for the empirical-scaling search, Q_min(K) per regime next to
-Theorem 4.3's Q_min(K), with the fit Q_min = a + b log K (b next to the theory's asymptotic slope 45).
+Theorem 4.3's Q_min(K), with the fit Q_min = a + b log K (b next to the theory's asymptotic slope).
 """
 from __future__ import annotations
 
@@ -18,7 +18,12 @@ from verify.outputs import (check_existing_store, check_output_folder, path_insi
 from verify.sweep.config import canonical_json, parse_config, trial_key
 from verify.sweep.store import ResultStore, StoreError
 
-THEORY_SLOPE = 45  # Q_min = 45 log K + 90 log log K + O(1) (theory.scaling_law.samples_per_value_asymptotics)
+
+def theory_slope() -> int:
+    """The theory's asymptotic slope b of Q_min = a + b log K (`theory.scaling_law.BoundShape.log_K_slope`)."""
+    from theory.scaling_law import SCALING_BOUND
+
+    return int(SCALING_BOUND.log_K_slope)
 
 
 def fit_log(Ks, Qs) -> tuple[float, float, float]:
@@ -82,11 +87,7 @@ def search_table(config, trials: list[dict]) -> list[dict]:
 
 
 def _empirical_scaling_section(config, rows: list[dict], output: Path, name: str) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from verify import plots
     from verify.verdicts import clopper_pearson
 
     by_regime = defaultdict(dict)
@@ -120,10 +121,11 @@ def _empirical_scaling_section(config, rows: list[dict], output: Path, name: str
         ks = [k for k in Ks if regime.get(k, {}).get("found") is not None]
         if len(ks) >= 2:
             fits.append([label, *fit_log(ks, [regime[k]["found"] for k in ks])])
-    lines += ["Fit Q_min = a + b ln K (the theory's asymptotic slope is 45):", ""]
+    lines += [f"Fit Q_min = a + b ln K (the theory's asymptotic slope is {theory_slope()}):", ""]
     lines += _table(["curve", "a", "b", "R²"], [[c, a, b, r2] for c, a, b, r2 in fits]) + [""]
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plots.new_figure(1, 2, 11, 4)
+    left, right = axes[0]
     left.plot(Ks, [theory[k] for k in Ks], "k-o", label=r"theory: $2KQ^2e^{-Q/45}\leq\delta$")
     for label, regime in by_regime.items():
         ks = [k for k in Ks if regime.get(k, {}).get("found") is not None]
@@ -142,10 +144,7 @@ def _empirical_scaling_section(config, rows: list[dict], output: Path, name: str
     right.axhline(delta, color="grey", lw=0.8, ls="--")
     right.set(xscale="log", xlabel="Q", ylabel="test risk at $\\tau_1$ (pooled)", title="fixed-v: risk against Q")
     right.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    figure = _figure_path(output, f"{name}_scaling")
-    fig.savefig(figure, dpi=130)
-    plt.close(fig)
+    figure = plots.save(fig, _figure_path(output, f"{name}_scaling"))
     lines += [f"![empirical scaling law]({figure.name})", ""]
     return lines
 
@@ -238,20 +237,14 @@ def _generic_plot(trials: list[dict], fields: list[str], output: Path, name: str
         rest = canonical_json({k: v for k, v in t["parameters"].items() if k != x_name and k in varying})
         if _numeric(t["result"].get(y_name)):
             lines[rest][t["parameters"][x_name]].append(t["result"][y_name])
-    import matplotlib
+    from verify import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, axes = plots.new_figure(1, 1, 6, 4)
+    ax = axes[0, 0]
     for label, points in list(lines.items())[:10]:
         xs = sorted(points)
         ax.plot(xs, [np.mean(points[x]) for x in xs], "-o", ms=3, label=label if label != "{}" else None)
     ax.set(xlabel=x_name, ylabel=f"mean {y_name} over seeds", title=name)
     if any(label != "{}" for label in lines):
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = _figure_path(output, f"{name}_{y_name}_against_{x_name}")
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return plots.save(fig, _figure_path(output, f"{name}_{y_name}_against_{x_name}"))
