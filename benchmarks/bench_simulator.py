@@ -31,8 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from verify.data_model import DiverseValueDistribution, disjoint_tokens  # noqa: E402
 from theory.losses import DPO  # noqa: E402
+from verify.symbolic import weight_function  # noqa: E402
 from verify.training import (FullVocabularyTrial, gradient_descent, segment_gradient, segment_margins,  # noqa: E402
-                             training_set, weight_function)
+                             training_set)
 
 
 def synchronize(device):

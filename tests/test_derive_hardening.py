@@ -167,7 +167,7 @@ def test_numeric_check_a_solver_cannot_do_is_not_run_rather_than_a_crash(capsys,
     def stiff(*args, **kwargs):  # what torchdiffeq raises where the step size underflows
         raise AssertionError("underflow in dt 0.0")
 
-    monkeypatch.setattr(verify.derive, "integrate_weight_flow", stiff)
+    monkeypatch.setattr(verify.derive, "gradient_flow", stiff)
     status, out, lines = derive(capsys, "--loss", "tanh(-r)")
     assert status == 0 and lines == [], lines
     assert "full-W flow vs margin ODE: not run (the ODE solver failed: underflow in dt 0.0)" in out

@@ -1,4 +1,8 @@
-"""§4.3 Eqs. (4)–(5) and §7 (individual rewards, likelihood displacement, failure mode): symbolic and numeric."""
+"""§4.3 Eqs. (4)–(5) and §7 (individual rewards, likelihood displacement, failure mode): symbolic and numeric.
+
+§7's failure mode on the idealised model is checked here with the trainer; the registered claim
+(`sec7-failure-mode`) checks it on samples of P (tests/test_claims.py, tests/test_claim_properties.py).
+"""
 import math
 
 import pytest
@@ -10,7 +14,10 @@ from theory import individual_rewards as ir
 from theory import multi_token as mt
 from theory.model import symbolic_instance
 from theory.symbols import K, beta, t, tau
+from verify import individual_rewards as vir
 from verify import multi_token as vmt
+from verify.model import PreferenceData, policy_log_odds
+from verify.training import gradient_flow, tau_1
 
 # Two prompts; prompt 0's responses share their first token (so g(0, 2, w) = g(0, 2, l)), token 2 recurs
 # across prompts and positions.
@@ -117,7 +124,7 @@ def test_individual_rewards_symbolic():
 
 @given(seed=st.integers(0, 10_000), beta_value=st.sampled_from([0.1, 0.5, 1.0]))
 def test_individual_rewards_numeric(seed, beta_value):
-    check = vmt.check_individual_rewards(seed, beta=beta_value)
+    check = vir.check_individual_rewards(seed, beta=beta_value)
     for key in [("logit", "printed"), ("logit", "logit"), ("log_ratio", "log_ratio")]:
         assert check.residual[key] <= check.tolerance, (key, seed)
     # the printed form is off for the log-ratio by exactly the softmax term, which is not rounding
@@ -126,7 +133,7 @@ def test_individual_rewards_numeric(seed, beta_value):
 
 
 def test_likelihood_displacement():
-    result = vmt.likelihood_displacement()
+    result = vir.likelihood_displacement()
     shared, control = result.shared, result.control
     # a is preferred over b and rejected against c in the same cluster: both likelihoods of (a > b) fall
     assert shared["margin_ab"] > 0
@@ -150,23 +157,67 @@ def test_failure_mode_theory():
     assert r_tau_1 < math.log(3)
 
 
+def idealised_clusters(pairs: int, per_cluster: int, l_b: float, odds: list[float]):
+    """Noise-free clusters g = +-c_i + l_b e_1 (SPEC §1.5), tokens (u_i, u_i') = (2i, 2i+1), no sharing; W0 chosen
+    so that the reference odds pi_ref(y_l)/pi_ref(y_w) on C_{i,+}, C_{i,-} are odds[2i], odds[2i+1]."""
+    d = pairs + 1
+    feats, chosen, rejected = [], [], []
+    W0 = torch.zeros(2 * pairs, d, dtype=torch.float64)
+    for i in range(pairs):
+        c = torch.zeros(d, dtype=torch.float64)
+        c[i + 1] = 1.0
+        b = torch.zeros(d, dtype=torch.float64)
+        b[0] = l_b
+        a_plus, a_minus = math.log(odds[2 * i]), math.log(odds[2 * i + 1])
+        # (W0[u'] - W0[u]) . (c + b) = a_plus and (W0[u] - W0[u']) . (-c + b) = a_minus
+        W0[2 * i + 1] = (a_plus + a_minus) / 2 * c + (a_plus - a_minus) / (2 * l_b) * b / l_b
+        for sign, (w, l) in ((1, (2 * i, 2 * i + 1)), (-1, (2 * i + 1, 2 * i))):
+            feats += [sign * c + b] * per_cluster
+            chosen += [w] * per_cluster
+            rejected += [l] * per_cluster
+    return PreferenceData(torch.stack(feats), torch.tensor(chosen), torch.tensor(rejected)), W0
+
+
+def closed_form(expr: sp.Expr, *symbols):
+    compiled = sp.lambdify(symbols, expr, modules="mpmath")  # mpmath evaluates LambertW
+    return lambda *args: float(compiled(*args))
+
+
 @pytest.mark.parametrize("beta_value, pairs", [(0.5, 2), (0.01, 1)], ids=["beta=0.5,K=2", "beta=0.01 (paper),K=1"])
 def test_failure_mode_numeric(beta_value, pairs):
-    factors = (1.5, 5.0, 0.5, 0.15)[: 2 * pairs]
-    check = vmt.failure_mode(pairs=pairs, beta=beta_value, odds_over_threshold=factors)
-    assert check.threshold == pytest.approx(3 ** (1 / beta_value), rel=1e-12)
-    for odds, wins, margin in zip(check.odds, check.flipped_at_tau_1, check.margin_at_tau_1):
+    """The idealised model trained by the trainer: the reference odds are exact, the rankings above the threshold
+    do not flip by tau_1, each ranking flips at the theory's time, and the margins follow the closed form r(t)."""
+    per_cluster = 2
+    threshold = float(ir.unflipped_odds_threshold().subs(beta, beta_value))
+    assert threshold == pytest.approx(3 ** (1 / beta_value), rel=1e-12)
+    odds = [f * threshold for f in (1.5, 5.0, 0.5, 0.15)[: 2 * pairs]]
+    assert all(o > 1 for o in odds)  # every reference favours y_l
+    data, W0 = idealised_clusters(pairs, per_cluster, 0.25, odds)
+    clusters = [k * per_cluster for k in range(2 * pairs)]  # first sample of each cluster
+    log_odds = lambda W: policy_log_odds(W, data.features, data.chosen, data.rejected)[clusters]
+    assert (-log_odds(W0)).tolist() == pytest.approx([math.log(o) for o in odds], rel=1e-12)
+
+    subs = {beta: beta_value, tau: 1.0, K: pairs}
+    horizon = tau_1(pairs, beta_value, 1.0)
+    r_of_t = closed_form(ir.margin_at_time().subs(subs), t)
+    flip_times = [closed_form(ir.time_to_flip().subs(subs), ir.odds)(o) for o in odds]
+    checkpoints = sorted({horizon, *(f * s for f in flip_times for s in (0.99, 1.0, 1.01))})
+    result = gradient_flow(data, beta_value, 1.0, [0.0, *checkpoints], W0=W0)
+    margins = result.train_margins[0]
+    # dopri5 at rtol 1e-10 against the closed form, at every checkpoint and for every sample
+    error = max(float((margins[k] - r_of_t(time)).abs().max()) for k, time in enumerate(result.times.tolist()))
+    assert error < 1e-8
+
+    def wins_at(time):  # pi(y_w) > pi(y_l), from the full softmax of W(time)
+        return (log_odds(gradient_flow(data, beta_value, 1.0, [0.0, time], W0=W0).weights()[0]) > 0).tolist()
+
+    at_tau_1 = margins[result.at(horizon)][clusters].tolist()
+    for rho, wins, margin in zip(odds, wins_at(horizon), at_tau_1):
         assert margin <= math.log(3)  # Theorem 4.2's cap
-        if odds > check.threshold:
+        if rho > threshold:
             assert not wins  # the §7 failure mode
         # in the idealised model, exactly the pairs with beta log rho < r(tau_1) have flipped
-        assert wins == (beta_value * math.log(odds) < check.idealised_margin_at_tau_1)
-    assert all(not w for w in check.flipped_before) and all(check.flipped_after)
-    for odds, margin in zip(check.odds, check.margin_at_flip_time):
-        assert margin == pytest.approx(beta_value * math.log(odds), abs=1e-8)
-    assert check.max_margin_error < 1e-8  # dopri5 at rtol 1e-10 against the closed form
-
-
-def test_failure_mode_rejects_odds_favouring_the_chosen_response():
-    with pytest.raises(ValueError, match="exceed 1"):
-        vmt.failure_mode(odds_over_threshold=(1.5, 20.0, 0.5, 0.01))
+        assert wins == (beta_value * math.log(rho) < r_of_t(horizon))
+    for k, (rho, flip) in enumerate(zip(odds, flip_times)):
+        assert float(margins[result.at(flip), clusters[k]]) == pytest.approx(beta_value * math.log(rho), abs=1e-8)
+        assert not wins_at(0.99 * flip)[k] and wins_at(1.01 * flip)[k]

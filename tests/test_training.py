@@ -1,6 +1,6 @@
-"""Trainers of verify/training.py: reduced vs full-vocabulary forms, GD -> flow, batching, outputs, bad input.
+"""The trainers (verify.training): reduced vs full-vocabulary forms, GD -> flow, batching, outputs, one API, bad input.
 
-Agreement tolerance 1e-8 (issue 4): GD and Adam are the same arithmetic up to float64 rounding
+Agreement tolerance 1e-8: GD and Adam are the same arithmetic up to float64 rounding
 (~1e-15 here); gradient flow solves two differently sized ODE systems with rtol = 1e-10, so the two
 solutions differ by at most a few solver tolerances times the O(1) margins.
 """
@@ -19,19 +19,22 @@ from scipy import stats
 
 from theory.losses import DPO, IPO, SLIC, parse_loss_expression
 from verify.data_model import DiverseValueDistribution, chain_tokens
+from torchdiffeq import odeint
+
 from verify.instances import random_instance
-from verify.model import integrate_margin_ode, interaction_matrix
+from verify.model import interaction_matrix, margin_velocity
 from verify.symbolic import weight_function
 from verify.training import (
     adam,
-    clopper_pearson,
     gradient_descent,
     gradient_flow,
     margins_at_tau_1,
+    non_occurring_rows,
     tau_1,
     training_set,
     zero_one_risk,
 )
+from verify.verdicts import clopper_pearson
 
 AGREEMENT = 1e-8
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,11 +103,15 @@ def test_gradient_descent_is_the_exact_margin_map():
 
 
 def test_gradient_flow_solves_the_lemma_4_1_ode():
+    """Eq. (3) as printed, tau dr/dt = (beta^2/N) M w(r), integrated here in margins with the N x N matrix M."""
     sample, _, _ = setup(seeds=(5,))
     times = torch.tensor([0.0, 1.0, 4.0], dtype=torch.float64)
     got = gradient_flow(sample, beta=0.9, tau=1.3, times=times).train_margins[0]
-    expected = integrate_margin_ode(sample.trial(0), 0.9, 1.3, times)
+    M = interaction_matrix(sample.trial(0))
+    expected = odeint(lambda t, r: margin_velocity(r, M, 0.9, 1.3), torch.zeros(sample.size, dtype=torch.float64), times,
+                      rtol=1e-12, atol=1e-14, method="dopri5")
     assert (got - expected).abs().max() <= AGREEMENT
+    assert got[-1].abs().max() > 0.1  # the margins moved
 
 
 def test_gradient_descent_converges_to_the_flow_linearly_in_eta():
@@ -201,6 +208,14 @@ def test_bad_input_names_the_parameter():
         (lambda: gradient_descent(test, beta=0.1, eta=0.1, steps=1), "data"),
         (lambda: gradient_flow(sample, beta=0.1, tau=0.0, times=[0, 1]), "tau"),
         (lambda: gradient_flow(sample, beta=0.1, tau=1.0, times=[1, 2]), "times"),
+        (lambda: gradient_flow(sample, beta=0.1, tau=1.0, times="0, 1"), "times"),
+        (lambda: gradient_flow(sample, beta=0.1, tau=1.0, times=[[0, 1]]), "times"),
+        (lambda: gradient_flow(sample, beta=0.1, tau=1.0, times=[0, 1], W0=W0[:2]), "W0"),
+        (lambda: gradient_flow(sample, beta=0.1, tau=1.0, times=[0, 1], W0=W0[None].expand(3, -1, -1)), "W0"),
+        (lambda: gradient_flow(sample, beta=0.1, tau=1.0, times=[0, 1], W0=W0 * float("nan")), "W0"),
+        (lambda: gradient_descent(sample, beta=0.1, eta=0.1, steps=1, vocabulary_size=2), "vocabulary_size"),
+        (lambda: gradient_descent(sample, beta=0.1, eta=0.1, steps=1, W0=W0, vocabulary_size=3), "vocabulary_size"),
+        (lambda: gradient_descent(sample, beta=0.1, eta=0.1, steps=1, vocabulary_size=12.5), "vocabulary_size"),
         (lambda: adam(sample, steps=1, lr=0.0), "lr"),
         (lambda: adam(sample, steps=1, weight_decay=-1.0), "weight_decay"),
         (lambda: adam(sample, steps=1, betas=(0.9, 1.0)), "betas"),
@@ -218,6 +233,72 @@ def test_float32_runs_and_keeps_its_dtype():
     dist = DiverseValueDistribution(K=2, d=5, v=0.3, l_b=0.3)
     result = gradient_descent(dist.sample([0, 1], Q=3, dtype=torch.float32), beta=0.5, eta=0.5, steps=5)
     assert result.train_margins.dtype == torch.float32
+
+
+# --- one API -------------------------------------------------------------------------------------------
+def test_times_may_be_a_list_an_array_or_a_tensor():
+    sample, _, _ = setup(seeds=(2,))
+    runs = [gradient_flow(sample, 0.5, 1.0, times, form=form).train_margins
+            for times in ([0.0, 1.0, 3.0], np.array([0, 1, 3]), torch.tensor([0.0, 1.0, 3.0])) for form in ("reduced", "full")]
+    assert all(torch.equal(runs[0], run) for run in runs[::2]) and all(torch.equal(runs[1], run) for run in runs[1::2])
+    assert float(runs[0][0, -1].abs().max()) > 0.1
+
+
+def test_the_training_face_keeps_statistics_apart():
+    import verify.training
+    assert not hasattr(verify.training, "clopper_pearson")  # it lives in verify.verdicts
+    assert verify.training.gradient_flow.__module__ == "verify.trainers"
+    assert verify.training.training_set.__module__ == "verify.layout"
+    assert verify.training.zero_one_risk.__module__ == "verify.risk"
+
+
+def test_the_flow_is_one_function_with_one_argument_order_and_one_default_tolerance():
+    """Both forms share (data, beta, tau, times, loss) and the solver defaults; the other trainers share the order."""
+    import inspect
+    flow = inspect.signature(gradient_flow).parameters
+    assert list(flow)[:5] == ["data", "beta", "tau", "times", "loss"]
+    assert (flow["rtol"].default, flow["atol"].default) == (1e-10, 1e-12)
+    assert list(inspect.signature(gradient_descent).parameters)[:5] == ["data", "beta", "eta", "steps", "loss"]
+    common = {"test", "form", "W0", "vocabulary_size"}
+    for trainer in (gradient_flow, gradient_descent, adam):
+        keywords = {name for name, p in inspect.signature(trainer).parameters.items() if p.kind is p.KEYWORD_ONLY}
+        assert common <= keywords, trainer.__name__
+
+
+@pytest.mark.parametrize("trainer, kwargs", [
+    (gradient_flow, dict(beta=0.5, tau=1.0, times=[0.0, 3.0])),
+    (gradient_descent, dict(beta=0.5, eta=0.5, steps=10)),
+    (adam, dict(beta=0.5, steps=10, lr=1e-2, weight_decay=0.1)),
+])
+def test_w0_is_used_by_the_reduced_form_to_give_w(trainer, kwargs):
+    """W0 and vocabulary_size are never ignored: the reduced form's W equals the full form's, rows that never
+    occur included (AdamW's decay of those rows in closed form)."""
+    sample, test, W0 = setup()
+    reduced, full = trainer(sample, W0=W0, **kwargs), trainer(sample, W0=W0, form="full", **kwargs)
+    assert (reduced.weights() - full.weights()).abs().max() <= AGREEMENT
+    assert (full.weights() - W0).abs().max() > 1e-3  # W moved
+    others = torch.ones(W0.shape[0], dtype=torch.bool)
+    others[reduced.rows] = False
+    assert bool(others.any())
+    if trainer is adam:
+        expected = non_occurring_rows(W0, 1e-2, 0.1, 10)
+        assert (full.weights()[:, others] - expected[others]).abs().max() <= AGREEMENT
+        assert (expected[others] - W0[others]).abs().max() > 1e-3  # the decay is visible
+    else:
+        assert torch.equal(full.weights()[:, others], W0[others].expand(2, -1, -1))
+    # vocabulary_size without W0: W starts at zeros of that size
+    sized = trainer(sample, vocabulary_size=W0.shape[0] + 3, **kwargs).weights()
+    assert sized.shape == (2, W0.shape[0] + 3, W0.shape[1]) and bool((sized[:, -3:] == 0).all())
+
+
+def test_a_w0_per_trial_gives_the_same_margins_in_both_forms():
+    sample, test, W0 = setup()
+    per_trial = torch.stack([W0, 2 * W0])
+    reduced = adam(sample, beta=0.5, steps=10, lr=1e-2, weight_decay=0.1, W0=per_trial, test=test)
+    full = adam(sample, beta=0.5, steps=10, lr=1e-2, weight_decay=0.1, W0=per_trial, test=test, form="full")
+    assert (reduced.train_margins - full.train_margins).abs().max() <= AGREEMENT
+    assert (reduced.test_margins - full.test_margins).abs().max() <= AGREEMENT
+    assert (reduced.weights() - full.weights()).abs().max() <= AGREEMENT
 
 
 MEMORY_CHILD = r"""
@@ -240,7 +321,7 @@ print(json.dumps(dict(features=sample.features.numel() * 4, before=before, peak=
 
 
 def test_memory_of_a_reduced_step_is_at_most_twice_the_features():
-    """Issue 4, item 6, at N d = 2.56e7 float32 (102 MB): peak RSS above the post-import baseline <= 2 x features."""
+    """At N d = 2.56e7 float32 (102 MB): peak RSS above the post-import baseline <= 2 x features."""
     out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(ROOT)], capture_output=True, text=True, check=True, timeout=120)
     m = json.loads(out.stdout.strip().splitlines()[-1])
     assert m["peak"] - m["before"] <= 2 * m["features"], m

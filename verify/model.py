@@ -1,29 +1,25 @@
-"""The single-token last-layer model in torch: the full-vocabulary reference and the reduced margin ODE.
+"""The single-token last-layer model on the full vocabulary, and Lemma 4.1's margin velocity.
 
 Full vocabulary: logits W g(x) over all V tokens, log-softmax, autograd (as the paper's code does).
-Reduced: Lemma 4.1's closed system tau dr/dt = (beta^2/N) M w(r), with M = (D D^T) o (G G^T) and the
-weight w = -f'(r) lambdified from `theory.losses`.
+`FullVocabularyTrial` is the one place where the margin (Eq. 2) and grad_W L are computed on the full
+vocabulary; the trainers' full form, the multi-token and §7 checks and the failure-mode claim all use it.
+The trainers themselves (flow, gradient descent, Adam, in a full and a reduced form) are in
+`verify.trainers`. Lemma 4.1's right-hand side (beta^2/(N tau)) M w(r), with M = (D D^T) o (G G^T) and the
+weight w = -f'(r) lambdified from `theory.losses`, is `margin_velocity`.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import sympy as sp
 import torch
-from torchdiffeq import odeint
 
 from theory.lemma_4_1 import loss_gradient
 from theory.losses import DPO, PreferenceLoss
 from theory.model import symbolic_instance
 from theory.symbols import beta as beta_symbol
-from verify.symbolic import loss_function as _loss_function
-from verify.symbolic import weight_function as _weight_function
-from verify.validation import check_positive as _check_positive, check_times as _check_times
-
-# The ODE right-hand sides call these at every solver stage; lambdify once per loss, not once per call.
-loss_function = functools.lru_cache(maxsize=64)(_loss_function)
-weight_function = functools.lru_cache(maxsize=64)(_weight_function)
+from verify.symbolic import loss_function, weight_function
+from verify.validation import check_positive
 
 
 @dataclass(frozen=True)
@@ -59,30 +55,80 @@ class PreferenceData:
             raise ValueError(f"token index {top} is outside the vocabulary of size {vocabulary_size}")
 
 
+# --- the full-vocabulary model ------------------------------------------------------------------------
+def log_probabilities(W: torch.Tensor, contexts: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """log S(W g)^T y from the log-softmax over all V tokens: contexts (..., d), tokens (..., k) -> (..., k).
+
+    W is (V, d), or (B, V, d) with contexts (B, ..., d); the k tokens of a context share one normaliser.
+    """
+    log_p = torch.log_softmax(contexts @ W.transpose(-1, -2), dim=-1)
+    return log_p.gather(-1, tokens.expand(*log_p.shape[:-1], tokens.shape[-1]))
+
+
+def policy_log_odds(W: torch.Tensor, features: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """log pi_W(y_w|x) - log pi_W(y_l|x) for every sample, from the full softmax."""
+    log_p = log_probabilities(W, features, torch.stack([chosen, rejected], -1))
+    return log_p[..., 0] - log_p[..., 1]
+
+
+class FullVocabularyTrial:
+    """One trial on the full vocabulary: the margin (Eq. 2) and grad_W L by autograd.
+
+    The reference log-odds under W0 are computed once, as the paper's code does. W (and W0) may carry a
+    leading batch dimension when the features do.
+    """
+
+    def __init__(self, features, chosen, rejected, W0, beta: float, loss: PreferenceLoss = DPO):
+        self.features, self.chosen, self.rejected, self.beta = features, chosen, rejected, beta
+        self.f = loss_function(loss)
+        self.reference = policy_log_odds(W0, features, chosen, rejected)
+
+    def margins(self, W) -> torch.Tensor:
+        """r = beta (log pi_W/pi_W0 (y_w|x) - log pi_W/pi_W0 (y_l|x)), Eq. (2)."""
+        return self.beta * (policy_log_odds(W, self.features, self.chosen, self.rejected) - self.reference)
+
+    def gradient(self, W) -> tuple[torch.Tensor, torch.Tensor]:
+        """(grad_W L, margins) at W, with L = (1/N) sum_n f(r_n) (Eq. 1 for DPO)."""
+        with torch.enable_grad():
+            W = W.detach().requires_grad_(True)
+            r = self.margins(W)
+            (gradient,) = torch.autograd.grad(self.f(r).mean(), W)
+        return gradient, r.detach()
+
+
+def _trial(W, W0, data: PreferenceData, beta: float, loss: PreferenceLoss = DPO) -> FullVocabularyTrial:
+    check_positive("beta", beta)
+    if W.shape != W0.shape or W.shape[-1] != data.features.shape[-1]:
+        raise ValueError(f"W {tuple(W.shape)}, W0 {tuple(W0.shape)} and features {tuple(data.features.shape)} do not match")
+    data.check_vocabulary(W.shape[-2])
+    return FullVocabularyTrial(data.features, data.chosen, data.rejected, W0, beta, loss)
+
+
 def reward_margins(W: torch.Tensor, W0: torch.Tensor, data: PreferenceData, beta: float) -> torch.Tensor:
     """Eq. (2) through the full log-softmax over the vocabulary."""
-    if W.shape != W0.shape or W.shape[1] != data.features.shape[1]:
-        raise ValueError(f"W {tuple(W.shape)}, W0 {tuple(W0.shape)} and features {tuple(data.features.shape)} do not match")
-    log_ratio = torch.log_softmax(data.features @ W.T, dim=1) - torch.log_softmax(data.features @ W0.T, dim=1)
-    rows = torch.arange(data.size, device=W.device)
-    return beta * (log_ratio[rows, data.chosen] - log_ratio[rows, data.rejected])
-
-
-def preference_loss(W, W0, data: PreferenceData, beta: float, loss: PreferenceLoss = DPO) -> torch.Tensor:
-    """(1/N) sum_i f(r_i), Eq. (1) for DPO."""
-    _check_positive("beta", beta)
-    return loss_function(loss)(reward_margins(W, W0, data, beta)).mean()
+    return _trial(W, W0, data, beta).margins(W)
 
 
 def autograd_gradient(W, W0, data: PreferenceData, beta: float, loss: PreferenceLoss = DPO) -> torch.Tensor:
-    W = W.detach().requires_grad_(True)
-    (gradient,) = torch.autograd.grad(preference_loss(W, W0, data, beta, loss), W)
-    return gradient
+    """grad_W L on the full vocabulary, by autograd."""
+    return _trial(W, W0, data, beta, loss).gradient(W)[0]
+
+
+def directional_derivative(f, W: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    """J_f(W) direction, by reverse mode twice (torch.func.jvp costs ~1 s per call here): with
+    v(u) = J^T u, the product J direction is the gradient of <v(u), direction> in u."""
+    with torch.enable_grad():
+        W = W.detach().requires_grad_(True)
+        out = f(W)
+        u = torch.zeros_like(out, requires_grad=True)
+        (vjp,) = torch.autograd.grad(out, W, grad_outputs=u, create_graph=True)
+        (jvp,) = torch.autograd.grad(vjp, u, grad_outputs=direction)
+    return jvp.detach()
 
 
 def symbolic_gradient(W, W0, data: PreferenceData, beta: float, loss: PreferenceLoss = DPO) -> torch.Tensor:
     """grad_W L from `theory.lemma_4_1.loss_gradient` (sympy's chain rule), lambdified and evaluated in float64."""
-    _check_positive("beta", beta)
+    check_positive("beta", beta)
     V, d = W.shape
     data.check_vocabulary(V)
     instance = symbolic_instance(V, d, list(zip(data.chosen.tolist(), data.rejected.tolist())))
@@ -92,6 +138,7 @@ def symbolic_gradient(W, W0, data: PreferenceData, beta: float, loss: Preference
     return torch.tensor(evaluate(*values), dtype=torch.float64).reshape(V, d)
 
 
+# --- Lemma 4.1 ------------------------------------------------------------------------------------------
 def sharing_matrix(data: PreferenceData) -> torch.Tensor:
     """P_ji = (y_{w,j} - y_{l,j})^T (y_{w,i} - y_{l,i}), from token indices (never a V-sized one-hot)."""
     yw, yl = data.chosen, data.rejected
@@ -105,23 +152,5 @@ def interaction_matrix(data: PreferenceData) -> torch.Tensor:
 
 
 def margin_velocity(margins, M, beta: float, tau: float, loss: PreferenceLoss = DPO):
-    """dr/dt = (beta^2 / (N tau)) M w(r), Eq. (3)."""
+    """dr/dt = (beta^2 / (N tau)) M w(r), Eq. (3): the right-hand side as printed, with the N x N matrix M."""
     return (beta**2 / (M.shape[0] * tau)) * (M @ weight_function(loss)(margins))
-
-
-def integrate_margin_ode(data, beta, tau, times, loss=DPO, rtol=1e-12, atol=1e-14):
-    """Margins r(t) at `times` from the reduced ODE, with an adaptive Dormand–Prince solver (torchdiffeq)."""
-    _check_positive("beta", beta), _check_positive("tau", tau), _check_times(times)
-    M = interaction_matrix(data)
-    r0 = torch.zeros(data.size, dtype=data.features.dtype)
-    return odeint(lambda t, r: margin_velocity(r, M, beta, tau, loss), r0, times, rtol=rtol, atol=atol, method="dopri5")
-
-
-def integrate_weight_flow(W0, data, beta, tau, times, loss=DPO, rtol=1e-12, atol=1e-14):
-    """Margins r(t) from gradient flow tau dW/dt = -grad_W L on the full vocabulary, with autograd."""
-    _check_positive("beta", beta), _check_positive("tau", tau), _check_times(times)
-    data.check_vocabulary(W0.shape[0])
-    W_path = odeint(
-        lambda t, W: -autograd_gradient(W, W0, data, beta, loss) / tau, W0.clone(), times, rtol=rtol, atol=atol, method="dopri5"
-    )
-    return torch.stack([reward_margins(W, W0, data, beta) for W in W_path])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import sympy as sp
-import torch
 
 from theory.failure_mode import FAILURE_MODE, derive_failure_threshold, margin_cap
 from theory.numbers import exact_rational
@@ -19,13 +18,16 @@ from theory.training_guarantee import THEOREM_4_2
 from verify.claims import Claim, register
 from verify.claims.common import FLOAT_EPS, assumption_report, decide, envelope_functions, seeds_for, training_footprint, v_boundary
 from verify.claims.training_guarantee import float_at_most
-from verify.data_model import DiverseValueDistribution, disjoint_tokens
 from verify.parameters import Parameter, vocabulary
-from verify.training import gradient_flow
 
 
 def check_failure_mode(seed: int, K: int, Q: int, d: int, v, l_b: float, beta: float, tau: float, trials: int,
                        odds_low: float, odds_high: float):
+    import torch
+    from verify.data_model import DiverseValueDistribution, disjoint_tokens
+    from verify.model import policy_log_odds
+    from verify.training import gradient_flow
+
     parameters = dict(K=K, Q=Q, d=d, v=v, l_b=l_b, beta=beta, tau=tau, trials=trials, odds_low=odds_low, odds_high=odds_high)
     v = float_at_most(v_boundary(THEOREM_4_2, Q)) if v is None else float(v)
     parameters["v"] = v
@@ -36,7 +38,6 @@ def check_failure_mode(seed: int, K: int, Q: int, d: int, v, l_b: float, beta: f
     seeds = seeds_for(seed, trials)
     sample = dist.sample(seeds, Q)
     horizon = envelope_functions(THEOREM_4_2)[2](K, beta, tau)
-    result = gradient_flow(sample, beta, tau, [0.0, horizon])
 
     V = dist.vocabulary_size
     concepts = dist.concept_vectors(seeds)  # (B, K, d)
@@ -46,16 +47,11 @@ def check_failure_mode(seed: int, K: int, Q: int, d: int, v, l_b: float, beta: f
     rejected_token = torch.tensor([p[1] for p in dist.tokens])
     W0[:, rejected_token] = scale[None, :, None] * concepts  # pushes C_{i,+}'s y_l up and C_{i,-}'s y_l (= u_i) down
     W0[:, chosen_token] = -scale[None, :, None] * concepts
-    W = W0.clone()
-    W[:, result.rows] += result.delta_rows
-    G = sample.features
-    index = (torch.arange(len(seeds))[:, None], torch.arange(G.shape[1])[None, :])
-    def log_odds(weights):  # log pi(y_w|x) - log pi(y_l|x) from the full softmax
-        log_p = torch.log_softmax(G @ weights.transpose(1, 2), dim=2)
-        return log_p[index + (sample.chosen,)] - log_p[index + (sample.rejected,)]
-    log_rho = -log_odds(W0)
-    policy = log_odds(W)
-    r = beta * (policy + log_rho)  # Eq. (2)
+    result = gradient_flow(sample, beta, tau, [0.0, horizon], W0=W0)
+    # log pi(y_w|x) - log pi(y_l|x) from the full softmax of W0 g and of W g; r from the trainer.
+    log_rho = -policy_log_odds(W0, sample.features, sample.chosen, sample.rejected)
+    policy = policy_log_odds(result.weights(), sample.features, sample.chosen, sample.rejected)
+    r = result.train_margins[:, -1]
     inside = log_rho > log_threshold
     tolerance = 8 * FLOAT_EPS * (log_rho.abs() + policy.abs()).max().item()
     if not bool(inside.any()):
@@ -93,11 +89,9 @@ _ODDS = Parameter("real", "reference odds rho as a multiple of 3^{1/beta} (the r
                   1e-6, 1e6, low_open=False)
 
 register(Claim(
-    "sec7-failure-mode", "Rankings with reference odds above 3^{1/beta} do not flip by tau_1", "§7 (failure modes)",
-    "Theorem 4.2's conditions (r(tau_1) <= log 3) and pi_ref(y_l|x)/pi_ref(y_w|x) > 3^{1/beta}",
-    check_failure_mode,
-    dict(K=6, Q=60, d=8, v=None, l_b=0.25, beta=0.01, tau=1.0, trials=4, odds_low=0.02, odds_high=1.5),
-    dict(K=3, Q=20, d=4, trials=2),
+    "sec7-failure-mode", check=check_failure_mode, statement=FAILURE_MODE,
+    defaults=dict(K=6, Q=60, d=8, v=None, l_b=0.25, beta=0.01, tau=1.0, trials=4, odds_low=0.02, odds_high=1.5),
+    quick=dict(K=3, Q=20, d=4, trials=2),
     # beta >= 1e-3: the reference logits, about log 3 / beta, stay below ~1e3, where float64 log-odds keep
     # about 13 significant digits.
     specs=vocabulary(v="optional", beta=Parameter("real", "DPO's beta", 1e-3, 1e3),

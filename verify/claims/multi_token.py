@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from theory import multi_token as mt
 from verify.claims import Claim, register
-from verify.multi_token import check_eq_5, check_individual_rewards, likelihood_displacement
 from verify.parameters import Parameter, vocabulary
 from verify.verdicts import Status, Verdict
 
@@ -23,6 +22,8 @@ def check_eq_4(seed: int, V: int, d: int) -> Verdict:
 
 
 def check_eq_5_claim(seed: int, prompts: int, length: int, V: int, d: int, beta: float) -> Verdict:
+    from verify.multi_token import check_eq_5
+
     symbolic = mt.derive_eq_5(mt.multi_token_instance(3, 2, SYMBOLIC_RESPONSES))
     numeric = check_eq_5(seed, prompts, length, V, d, beta)
     parameters = dict(prompts=prompts, length=length, V=V, d=d, beta=beta)
@@ -45,6 +46,8 @@ def check_eq_5_claim(seed: int, prompts: int, length: int, V: int, d: int, beta:
 
 
 def check_individual_rewards_claim(seed: int, V: int, d: int, N: int, beta: float) -> Verdict:
+    from verify.individual_rewards import check_individual_rewards, likelihood_displacement
+
     numeric = check_individual_rewards(seed, V, d, N, beta)
     logit = numeric.residual[("logit", "printed")]
     log_ratio_printed = numeric.residual[("log_ratio", "printed")]
