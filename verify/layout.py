@@ -131,14 +131,32 @@ def segment_gradient(data: TrainingSet, weights: torch.Tensor, beta: float) -> t
     return grad.mul_(-beta / N)
 
 
+def _padded(delta_rows: torch.Tensor) -> torch.Tensor:
+    """dW on `rows` plus one zero row (index U) for every token that never occurs in training."""
+    B, _, d = delta_rows.shape
+    return torch.cat([delta_rows, delta_rows.new_zeros(B, 1, d)], 1)
+
+
+def _row_of(rows: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Index of each token in `rows`, or U (the zero row) for a token outside them."""
+    U = len(rows)
+    index = torch.searchsorted(rows, tokens).clamp(max=U - 1)
+    return torch.where(rows[index] == tokens, index, U)
+
+
+def margin_directions(chosen: torch.Tensor, rejected: torch.Tensor, rows: torch.Tensor,
+                      delta_rows: torch.Tensor) -> torch.Tensor:
+    """a = dW^T (y_w - y_l) for each (y_w, y_l), shape (B, n, d): the margin of a feature g is beta a . g (Eq. 2)."""
+    B, _, d = delta_rows.shape
+    padded = _padded(delta_rows)
+    take = lambda tokens: padded.gather(1, _row_of(rows, tokens).expand(B, -1)[..., None].expand(-1, -1, d))
+    return take(chosen) - take(rejected)
+
+
 def sample_margins(features: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor, rows: torch.Tensor,
                    delta_rows: torch.Tensor, beta: float) -> torch.Tensor:
     """The reduced margin of any samples (B, n) under dW given on `rows`; a token outside `rows` has dW = 0 exactly."""
-    B, U, d = delta_rows.shape
-    padded = torch.cat([delta_rows, delta_rows.new_zeros(B, 1, d)], 1)
-    def row_of(tokens):
-        index = torch.searchsorted(rows, tokens).clamp(max=U - 1)
-        return torch.where(rows[index] == tokens, index, U)
-    scores = torch.bmm(features, padded.transpose(1, 2))  # (B, n, U + 1): n d U flops, U is small
-    chosen, rejected = chosen.expand(B, -1), rejected.expand(B, -1)
-    return beta * (scores.gather(2, row_of(chosen)[..., None]) - scores.gather(2, row_of(rejected)[..., None]))[..., 0]
+    B = delta_rows.shape[0]
+    scores = torch.bmm(features, _padded(delta_rows).transpose(1, 2))  # (B, n, U + 1): n d U flops, U is small
+    chosen, rejected = _row_of(rows, chosen).expand(B, -1), _row_of(rows, rejected).expand(B, -1)
+    return beta * (scores.gather(2, chosen[..., None]) - scores.gather(2, rejected[..., None]))[..., 0]
