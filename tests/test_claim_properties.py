@@ -1,4 +1,4 @@
-"""Property-based tests of every inequality claim (issue 5, point 4).
+"""Property-based tests of every inequality claim.
 
 For each claim one strategy draws parameter sets inside its assumptions (the check must not report a
 violation) and one draws sets just outside (the check must say `assumptions-unmet`, and still measure:
@@ -11,11 +11,9 @@ import math
 
 from hypothesis import example, given, note, settings, strategies as st, target
 
-import sympy as sp
-
-from theory.numbers import exact_rational
+from theory.numbers import exact_rational, float_at_most
+from theory.training_guarantee import THEOREM_4_2
 from verify.claims import get_claim
-from verify.claims.training_guarantee import float_at_most
 from verify.verdicts import Status
 
 # A third of the active profile's budget per property: 20 properties in the `ci` profile stay fast, and
@@ -26,9 +24,10 @@ SMALL = dict(beta=0.01, tau=1.0, trials=2)
 
 
 def v_inside(fraction: float, Q: int) -> float:
-    """fraction / (32 sqrt Q) as the largest float at or below the exact value: computed in floats it can land
-    above the exact boundary (by 1e-19 at Q = 40) and so outside the assumptions it was drawn inside."""
-    return float_at_most(exact_rational("fraction", fraction) / (32 * sp.sqrt(Q)))
+    """fraction x Theorem 4.2's v boundary 1/(32 sqrt Q) (inside every training statement's) as the largest float
+    at or below the exact value: computed in floats it can land above the exact boundary (by 1e-19 at Q = 40)
+    and so outside the assumptions it was drawn inside."""
+    return float_at_most(exact_rational("fraction", fraction) * THEOREM_4_2.v_boundary(Q))
 
 
 def run(claim_id, seed, **parameters):

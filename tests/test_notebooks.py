@@ -52,6 +52,7 @@ def _kernel_manager():
     return manager
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_runs_top_to_bottom(path):
     nbformat = pytest.importorskip("nbformat")

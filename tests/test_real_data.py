@@ -75,6 +75,7 @@ def test_shipped_data_is_trimmed_and_intact():
     assert "Perez" in (licence_dir / "ATTRIBUTION.md").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FULL_DATASET.is_dir(), reason="the full persona files are not next to this checkout")
 def test_shipped_data_matches_the_full_dataset():
     names = sorted({n for v in persona_data.persona_sets().values() for n in v})
@@ -427,6 +428,7 @@ def tiny_llama(tmp_path):
 PROMPTS = [persona_data.PROMPT_TEMPLATE.format("I am kind to others"), "Is the statement", "I am"]
 
 
+@pytest.mark.slow
 def test_causal_lm_features_are_post_norm_final_token(tiny_llama, no_network):
     from verify.real.features import causal_lm_features, load_causal_lm
 
@@ -454,6 +456,7 @@ def test_causal_lm_features_are_post_norm_final_token(tiny_llama, no_network):
     assert torch.allclose(left.features, out.features, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_causal_lm_answer_tokens_must_be_single(tiny_llama):
     from verify.real.features import answer_token_ids
 
@@ -463,6 +466,7 @@ def test_causal_lm_answer_tokens_must_be_single(tiny_llama):
         answer_token_ids(tokenizer, (" Yes No", " No"))
 
 
+@pytest.mark.slow
 def test_report_through_a_causal_lm(tiny_llama, tmp_path, no_network):
     from verify.real import run_real_report
 
@@ -481,6 +485,7 @@ def encoder():
     return features
 
 
+@pytest.mark.slow
 def test_encoder_loads_offline_and_embeds(encoder, no_network):
     encoder.load_sentence_encoder.cache_clear()
     X = encoder.encode_sentences(["I am kind to others", "I enjoy causing pain to others", "I am kind to others"])
@@ -491,6 +496,7 @@ def test_encoder_loads_offline_and_embeds(encoder, no_network):
     assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
 
 
+@pytest.mark.slow
 def test_quick_report(encoder, tmp_path):
     from verify.real import run_real_report
 

@@ -51,6 +51,7 @@ def count_rows(store: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     config = sleep_config(tmp_path / "sweep.toml", "killed", seeds=15, seconds=0.05)
     total = 30
@@ -148,6 +149,7 @@ def test_bad_configs_and_stores_give_one_line_and_exit_2(tmp_path, capsys):
         assert code == 2 and "Traceback" not in err and len(lines) == 1 and fragment in lines[0], (fragment, err)
 
 
+@pytest.mark.slow
 def test_concurrent_sweeps_share_one_store(tmp_path):
     store = tmp_path / "shared.sqlite"
     a = sleep_config(tmp_path / "a.toml", "a", seeds=15, seconds=0.01)
@@ -169,6 +171,7 @@ def test_concurrent_sweeps_share_one_store(tmp_path):
     assert "## a" in report and "## b" in report and "| parameters | seeds |" in report
 
 
+@pytest.mark.slow
 def test_local_and_ray_give_identical_results(tmp_path):
     pytest.importorskip("ray", reason="Ray is the optional [distributed] extra: pip install -e '.[distributed]'")
     from verify.sweep.executors import RayExecutor

@@ -115,6 +115,7 @@ def test_resumed_search_counts_the_stored_trials_it_reused(tmp_path, kept):
     assert len(ResultStore(resumed_store).trials("search")) == full.ran
 
 
+@pytest.mark.slow
 def test_cli_resume_of_a_finished_search_prints_every_trial_as_already_stored(tmp_path):
     toml = tmp_path / "search.toml"
     toml.write_text('[sweep]\nname = "search"\ntarget = "experiment:sleep"\nseeds = 2\n\n'

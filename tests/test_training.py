@@ -320,6 +320,7 @@ print(json.dumps(dict(features=sample.features.numel() * 4, before=before, peak=
 """
 
 
+@pytest.mark.slow
 def test_memory_of_a_reduced_step_is_at_most_twice_the_features():
     """At N d = 2.56e7 float32 (102 MB): peak RSS above the post-import baseline <= 2 x features."""
     out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(ROOT)], capture_output=True, text=True, check=True, timeout=120)

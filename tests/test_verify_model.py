@@ -13,6 +13,7 @@ from verify.training import gradient_flow
 from verify.claims.single_token import FLOW_TOLERANCE, GRADIENT_RELATIVE_TOLERANCE
 
 
+@pytest.mark.slow
 @given(seed=st.integers(0, 2**31 - 1), V=st.integers(5, 7), d=st.integers(4, 5), N=st.integers(10, 12),
        beta=st.floats(0.05, 2.0), loss=st.sampled_from([DPO, IPO, SLIC]))
 def test_autograd_gradient_equals_symbolic_gradient(seed, V, d, N, beta, loss):

@@ -18,6 +18,7 @@ from functools import cached_property
 
 import sympy as sp
 
+from theory.errors import UserInputError
 from theory.numbers import exact_rational
 from theory.symbols import r
 
@@ -46,7 +47,7 @@ class PreferenceLoss:
         """-f'(r), with the subgradient convention of this module (simplified once, then kept)."""
         derivative = sp.diff(self.f, r)
         if derivative.has(sp.Derivative, sp.Subs, sp.DiracDelta):
-            raise ValueError(f"loss {self.name!r}: f(r) = {self.f} has no usable derivative in r (got {derivative})")
+            raise UserInputError(f"loss {self.name!r}: f(r) = {self.f} has no usable derivative in r (got {derivative})")
         weight = apply_subgradient_convention(-derivative)
         # simplify() would rewrite sign/Heaviside kinks into Piecewise forms that hide the convention.
         if weight.has(sp.sign, sp.Heaviside, sp.Abs, sp.Piecewise):
@@ -123,9 +124,9 @@ def _check_size(tree: ast.Expression) -> None:
         node, depth = stack.pop()
         nodes += 1
         if nodes > MAX_NODES:
-            raise ValueError(f"loss expression has more than {MAX_NODES} numbers, names and operators")
+            raise UserInputError(f"loss expression has more than {MAX_NODES} numbers, names and operators")
         if depth > MAX_DEPTH:
-            raise ValueError(f"loss expression is nested more than {MAX_DEPTH} levels deep")
+            raise UserInputError(f"loss expression is nested more than {MAX_DEPTH} levels deep")
         group = _chain_group(node)
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.expr):
@@ -139,12 +140,12 @@ def _number(node: ast.Constant, source: str) -> sp.Rational:
     if isinstance(value, float):
         segment = ast.get_source_segment(source, node)
         if not math.isfinite(value):
-            raise ValueError(f"number {segment or value} in the loss is not finite (it overflows float64)")
+            raise UserInputError(f"number {segment or value} in the loss is not finite (it overflows float64)")
         exact = Fraction(segment.replace("_", "")) if segment else Fraction(value)
     else:
         exact = Fraction(value)
     if exact != 0 and not Fraction(1, MAX_LITERAL) <= abs(exact) <= MAX_LITERAL:
-        raise ValueError(f"number {_shown(ast.get_source_segment(source, node) or value)} in the loss is out of range: literals must be 0 or have "
+        raise UserInputError(f"number {_shown(ast.get_source_segment(source, node) or value)} in the loss is out of range: literals must be 0 or have "
                          f"1e-12 <= |x| <= 1e12 (build larger constants with ** or exp)")
     return sp.Rational(exact.numerator, exact.denominator)
 
@@ -165,12 +166,12 @@ def _check_exponent(exponent: sp.Expr, where: str) -> None:
         # evaluate a**k, so the numbers inside it are bounded too.
         for number in exponent.atoms(sp.Rational):
             if abs(number) > MAX_EXPONENT:
-                raise ValueError(f"number {_shown(number)} in {where} is too large: numbers in an exponent "
+                raise UserInputError(f"number {_shown(number)} in {where} is too large: numbers in an exponent "
                                  f"must have |x| <= {MAX_EXPONENT}")
         return
     value = _constant_value(exponent)
     if value is None or value.imag != 0 or abs(value.real) > MAX_EXPONENT:
-        raise ValueError(f"{where} is {_shown(exponent)}: a constant exponent must be a real number with |p| <= {MAX_EXPONENT}")
+        raise UserInputError(f"{where} is {_shown(exponent)}: a constant exponent must be a real number with |p| <= {MAX_EXPONENT}")
 
 
 def _shown(expr, limit: int = 40) -> str:
@@ -189,7 +190,7 @@ def _check_built(expr: sp.Expr) -> sp.Expr:
     for sub in sp.preorder_traversal(expr):
         if isinstance(sub, sp.Rational):
             if _bits(sub) > MAX_NUMBER_BITS:
-                raise ValueError(f"the loss builds a number with more than {MAX_NUMBER_BITS} bits "
+                raise UserInputError(f"the loss builds a number with more than {MAX_NUMBER_BITS} bits "
                                  f"(about 3000 digits); it must stay below 2**{MAX_NUMBER_BITS}")
         elif isinstance(sub, sp.exp) and sub.args[0].free_symbols:
             _check_exponent(sub.args[0], f"exp({_shown(sub.args[0])})")
@@ -203,7 +204,7 @@ def _power(base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
     if isinstance(base, sp.Rational) and isinstance(exponent, sp.Rational) and base != 0:
         # sympy computes a rational power at once: estimate its size before it is computed.
         if _bits(base) * abs(exponent) > MAX_NUMBER_BITS:
-            raise ValueError(f"{_shown(base)}**{exponent} has more than {MAX_NUMBER_BITS} bits "
+            raise UserInputError(f"{_shown(base)}**{exponent} has more than {MAX_NUMBER_BITS} bits "
                              f"(about 3000 digits); the loss must stay below 2**{MAX_NUMBER_BITS}")
     return sp.Pow(base, exponent)
 
@@ -211,12 +212,12 @@ def _power(base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
 def _call(node: ast.Call, source: str) -> sp.Expr:
     name = node.func.id
     if name not in _FUNCTIONS:
-        raise ValueError(f"unknown function {name!r}; allowed: {', '.join(sorted(_FUNCTIONS))}")
+        raise UserInputError(f"unknown function {name!r}; allowed: {', '.join(sorted(_FUNCTIONS))}")
     fewest, most = _ARITY[name]
     if not fewest <= len(node.args) <= (most if most is not None else len(node.args)):
         expected = (f"{fewest}" if fewest == most else f"{fewest} or {most}" if most is not None
                     else f"at least {fewest}")
-        raise ValueError(f"{name} takes {expected} argument{'' if expected.endswith('1') else 's'}, got {len(node.args)}")
+        raise UserInputError(f"{name} takes {expected} argument{'' if expected.endswith('1') else 's'}, got {len(node.args)}")
     arguments = [_translate(a, source) for a in node.args]
     if name in _EXPONENTIAL:
         _check_exponent(arguments[0], f"the argument of {name}")
@@ -248,7 +249,7 @@ def _translate_node(node: ast.AST, source: str) -> sp.Expr:
     if isinstance(node, ast.Name):
         if node.id in _CONSTANTS:
             return _CONSTANTS[node.id]
-        raise ValueError(f"unknown name {node.id!r}; the loss may use r, pi, E and {', '.join(sorted(_FUNCTIONS))}")
+        raise UserInputError(f"unknown name {node.id!r}; the loss may use r, pi, E and {', '.join(sorted(_FUNCTIONS))}")
     if _chain_group(node) is not None:
         return _chain(node, source)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
@@ -257,39 +258,39 @@ def _translate_node(node: ast.AST, source: str) -> sp.Expr:
         return _UNARY[type(node.op)](_translate(node.operand, source))
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
         return _call(node, source)
-    raise ValueError(f"unsupported syntax {type(node).__name__!r}; use numbers, r, + - * / **, and allowed functions")
+    raise UserInputError(f"unsupported syntax {type(node).__name__!r}; use numbers, r, + - * / **, and allowed functions")
 
 
 def parse_loss_expression(text: str, name: str | None = None) -> PreferenceLoss:
     """A user's f(r), e.g. '(r-1)**2' or 'Max(0, 1-r)', checked against a whitelist before sympy sees it.
 
-    Refused with a one-line ValueError: anything outside the whitelist, wrong numbers of arguments, and
+    Refused with a one-line UserInputError: anything outside the whitelist, wrong numbers of arguments, and
     inputs beyond the bounds above (length, nodes, nesting, literal size, exponent size).
     """
     if len(text) > MAX_EXPRESSION_CHARS:
-        raise ValueError(f"loss expression is longer than {MAX_EXPRESSION_CHARS} characters")
+        raise UserInputError(f"loss expression is longer than {MAX_EXPRESSION_CHARS} characters")
     source = text.strip()
     if not source:
-        raise ValueError("loss expression is empty; give f(r), e.g. '(r-1)**2'")
+        raise UserInputError("loss expression is empty; give f(r), e.g. '(r-1)**2'")
     quoted = _shown(repr(text), 80)
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as error:
-        raise ValueError(f"loss expression {quoted} does not parse: {error.msg}") from None
+        raise UserInputError(f"loss expression {quoted} does not parse: {error.msg}") from None
     except ValueError as error:  # null bytes, on Python versions that do not call them a SyntaxError
-        raise ValueError(f"loss expression {quoted} does not parse: {error}") from None
+        raise UserInputError(f"loss expression {quoted} does not parse: {error}") from None
     except (RecursionError, MemoryError):  # Python's own parser gives up on very deep input
-        raise ValueError(f"loss expression is nested too deeply for Python's parser (limit {MAX_DEPTH} levels)") from None
+        raise UserInputError(f"loss expression is nested too deeply for Python's parser (limit {MAX_DEPTH} levels)") from None
     _check_size(tree)
     f = _translate(tree, source)
     if f.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
-        raise ValueError(f"loss expression {quoted} is undefined (it divides by zero or takes log(0)): f(r) = {_shown(f, 80)}")
+        raise UserInputError(f"loss expression {quoted} is undefined (it divides by zero or takes log(0)): f(r) = {_shown(f, 80)}")
     if not f.has(r):
-        raise ValueError(f"loss expression {quoted} does not depend on r")
+        raise UserInputError(f"loss expression {quoted} does not depend on r")
     loss = PreferenceLoss(name or text, f)
     at_start = loss.weight.subs(r, 0)
     if not (at_start.is_real and at_start.is_finite):
-        raise ValueError(f"loss {quoted} is not differentiable at r = 0, where every margin starts "
+        raise UserInputError(f"loss {quoted} is not differentiable at r = 0, where every margin starts "
                          f"(-f'(0) = {_shown(at_start, 80)})")
     return loss
 
@@ -302,7 +303,7 @@ def _exact_parameter(name: str, value, domain: str) -> sp.Rational:
     try:
         return exact_rational(name, value)
     except ValueError as error:
-        raise ValueError(f"{error}; {name} must be {domain}") from None
+        raise UserInputError(f"{error}; {name} must be {domain}") from None
 
 
 def trl_loss(loss_type: str, beta_value, label_smoothing=0) -> PreferenceLoss:
@@ -312,22 +313,22 @@ def trl_loss(loss_type: str, beta_value, label_smoothing=0) -> PreferenceLoss:
     typed, '0.1' is 1/10; a float keeps its binary value); beta > 0, 0 <= label_smoothing < 1/2, both finite.
     """
     if loss_type not in TRL_GPO_LOSS_TYPES:
-        raise ValueError(
+        raise UserInputError(
             f"TRL loss type {loss_type!r} is not a function of the margin alone; GPO types: {', '.join(TRL_GPO_LOSS_TYPES)}"
         )
     b = _exact_parameter("beta", beta_value, "a finite number > 0")
     eps = _exact_parameter("label_smoothing", label_smoothing, "a finite number in [0, 1/2)")
     if not b > 0:
-        raise ValueError(f"beta must be > 0, got {beta_value}")
+        raise UserInputError(f"beta must be > 0, got {beta_value}")
     if not 0 <= eps < sp.Rational(1, 2):
-        raise ValueError(f"label_smoothing must be in [0, 1/2), got {label_smoothing}")
+        raise UserInputError(f"label_smoothing must be in [0, 1/2), got {label_smoothing}")
     # TRL holds both as float64; a value outside the normal range has no faithful float64 and, taken
     # exactly, would fill the formulas with thousand-digit numbers.
     for name, value, given in (("beta", b, beta_value), ("label_smoothing", eps, label_smoothing)):
         if value != 0 and value < _SMALLEST_NORMAL:
-            raise ValueError(f"{name} = {given} is below the smallest normal float64 ({sys.float_info.min:.1e})")
+            raise UserInputError(f"{name} = {given} is below the smallest normal float64 ({sys.float_info.min:.1e})")
         if value > _LARGEST_FLOAT:
-            raise ValueError(f"{name} = {given} is above the largest float64 ({sys.float_info.max:.1e})")
+            raise UserInputError(f"{name} = {given} is above the largest float64 ({sys.float_info.max:.1e})")
     h = r / b
     logsig = lambda x: sp.log(sigmoid(x))
     if loss_type == "sigmoid":

@@ -26,6 +26,7 @@ from typing import Sequence
 
 import sympy as sp
 
+from theory.lemma_4_1 import weights_as_symbols
 from theory.model import log_softmax, one_hot, softmax_policy
 from theory.symbols import beta
 
@@ -158,13 +159,6 @@ def _simplify_log_identity(expr: sp.Expr) -> sp.Expr:
 
 
 # --- Eq. (5) --------------------------------------------------------------------------------------
-def weights_as_symbols(expr: sp.Expr, margins: Sequence[sp.Expr], weight_symbols: Sequence[sp.Symbol]) -> sp.Expr:
-    """Replace each f'(r_i(W)) that sympy's chain rule produced by -w_i, w_i the GPO weight -f'(r_i)."""
-    for margin, w in zip(margins, weight_symbols):
-        expr = expr.replace(lambda e, m=margin: isinstance(e, sp.Subs) and e.point == (m,), lambda e, w=w: -w)
-    return expr
-
-
 @dataclass(frozen=True)
 class Probe:
     """The token y (index) whose reward Eq. (5) differentiates, and its context embedding g*."""

@@ -7,6 +7,7 @@ from typing import Callable
 import sympy as sp
 
 from theory.derivations import risk_bound_vacuous_until
+from theory.errors import UserInputError
 from theory.generalization import refined_exponent_after_remark
 from theory.readings import predecessor_exponents, predecessor_upper_envelope, role_of_Q_ge_40, z_condition_reading
 from theory.scaling_law import PREDECESSOR_BOUND, paper_claim_K10, samples_per_value, samples_per_value_asymptotics
@@ -116,6 +117,6 @@ def audit_items() -> dict[str, AuditItem]:
 def run_audit(item_id: str | None = None) -> list[AuditFinding]:
     items = audit_items()
     if item_id is not None and item_id not in items:
-        raise ValueError(f"unknown audit item {item_id!r}; known: {', '.join(items)}")
+        raise UserInputError(f"unknown audit item {item_id!r}; known: {', '.join(items)}")
     chosen = [items[item_id]] if item_id else list(items.values())
     return [AuditFinding(item, item.derive()) for item in chosen]

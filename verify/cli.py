@@ -5,7 +5,10 @@ import argparse
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
+
+from theory.errors import UserInputError
 
 DESCRIPTION = """\
 Check the theory of Im & Li, "Can DPO Learn Diverse Human Values? A Theoretical Scaling Law"
@@ -27,8 +30,8 @@ Examples:
   dpo-verify audit"""
 
 
-class UsageError(Exception):
-    """Bad input from the user: reported in one line, exit status 2."""
+class UsageError(UserInputError):
+    """A command line that does not parse or whose options contradict each other."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,6 +41,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dpo-verify", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true",
+                        help="on an internal error, print the traceback (give it before the command)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = commands.add_parser("run", help="check every claim, print the verdict table, write a report (default)",
@@ -158,7 +163,8 @@ def command_run(args) -> int:
         print(_verdict_line(verdicts[-1]), flush=True)
     if not args.no_report:
         info = {"profile": "quick" if args.quick else "default", "seed": args.seed,
-                "parameters": {c.id: c.parameters(args.quick) for c in claims.values()}}
+                "parameters": {c.id: c.parameters(args.quick) for c in claims.values()},
+                "claims": {c.id: {"reference": c.reference, "title": c.title} for c in claims.values()}}
         figures = {} if args.quick else FIGURES
         bar = _progress(total=len(figures), desc="figures")
         path = write_report(args.output, verdicts, figures, info, progress=lambda name: bar.update(1), option="--output")
@@ -181,10 +187,13 @@ def command_list(args) -> int:
 
 
 def command_check(args) -> int:
-    from verify.claims import get_claim
+    from verify.claims import all_claims
     from verify.verdicts import Status
 
-    claim = get_claim(args.claim)
+    claims = all_claims()
+    if args.claim not in claims:
+        raise UsageError(f"unknown claim {args.claim!r}; known claims: {', '.join(claims)}")
+    claim = claims[args.claim]
     verdict = claim.run(quick=args.quick, seed=args.seed, **_parse_sets(args.set))
     print(_verdict_line(verdict))
     for key, value in verdict.details.items():
@@ -205,7 +214,7 @@ def command_derive(args) -> int:
         raise UsageError(f"--sympy-time-limit must be a finite number of seconds > 0, got {args.sympy_time_limit}")
     try:
         beta = exact_rational("--beta", args.beta)
-    except ValueError as error:
+    except UserInputError as error:
         raise UsageError(f"{error}; --beta must be a finite number > 0") from None
     if not beta > 0:
         raise UsageError(f"--beta must be > 0 and finite, got {args.beta}")
@@ -256,7 +265,6 @@ def command_derive(args) -> int:
 def command_scaling(args) -> int:
     from theory.numbers import exact_rational
     from theory.scaling_law import samples_per_value
-    from verify.figures import samples_per_value_curve
     from verify.outputs import check_output_file, write_file_atomically
     from verify.parameters import Parameter
 
@@ -268,6 +276,8 @@ def command_scaling(args) -> int:
     print(f"{'K':>6} {'Q_min':>8} {'root':>14}   (smallest Q with 2KQ^2 e^(-Q/45) <= {args.delta}, Q >= 40)")
     for k, res in zip(Ks, results):
         print(f"{k:>6} {res.Q_min:>8} {float(res.root_value):>14.4f}")
+    from verify.figures import samples_per_value_curve  # matplotlib: after the input is checked
+
     written = write_file_atomically(args.plot, lambda path: samples_per_value_curve(path, args.delta, max(1000, max(Ks))),
                                     "--plot")
     print(f"plot: {written}")
@@ -341,20 +351,35 @@ COMMANDS = {"run": command_run, "list": command_list, "check": command_check, "d
             "sweep": command_sweep, "sweep-report": command_sweep_report}
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit status 0 on success, 1 for a violated claim or an internal error, 2 for bad input."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
-        argv = ["run", *argv]  # `run` is the default command
+    leading = 0  # top-level options before the command
+    while leading < len(argv) and argv[leading] == "--debug":
+        leading += 1
+    debug = leading > 0
+    rest = argv[leading:]
+    if not rest or (rest[0] not in COMMANDS and rest[0] not in ("-h", "--help")):
+        argv = [*argv[:leading], "run", *rest]  # `run` is the default command
     try:
         args = _parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except (UsageError, ValueError) as error:
-        message = " ".join(str(error).split())  # one line, whatever the message held
-        print(f"dpo-verify: error: {message}", file=sys.stderr)
+    except UserInputError as error:  # UsageError, parameter, number, loss, output, config, store and data errors
+        print(f"dpo-verify: error: {_one_line(str(error))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader closed the pipe (`dpo-verify list | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as error:  # a bug in this tool, not in the input
+        if debug:
+            traceback.print_exc()
+        print(f"dpo-verify: internal error: {type(error).__name__}: {_one_line(str(error))}"
+              + ("" if debug else " (rerun with --debug for the traceback)"), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable, TypeVar
 
+from theory.errors import UserInputError
+
 TOOL = "dpo-verify"
 MARKER = ".dpo-verify-report"
 MARKER_HEADER = f"# {TOOL} report"
@@ -38,7 +40,7 @@ FILE_NAME_LIMIT = 120  # characters of a sanitised name; file systems allow 255 
 T = TypeVar("T")
 
 
-class OutputError(ValueError):
+class OutputError(UserInputError):
     """An output path this tool must not write to."""
 
 

@@ -17,7 +17,12 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any, Callable, Mapping
 
+from theory.errors import UserInputError
 from theory.numbers import NumberError, parse_number
+
+class ParameterError(UserInputError):
+    """A parameter value outside its declared domain, an unknown name, or a job too large for memory."""
+
 
 # The text values that mean "derive it from the statement" for an optional parameter.
 AUTO = ("auto", "none")
@@ -68,7 +73,7 @@ class Parameter:
             reason = error.reason
         except ValueError as error:
             reason = str(error)
-        raise ValueError(f"parameter {name} = {_show(value)} {reason}; allowed: {self.domain()}")
+        raise ParameterError(f"parameter {name} = {_show(value)} {reason}; allowed: {self.domain()}")
 
     def _convert(self, name: str, value: Any) -> Any:
         if self.kind == "int":
@@ -220,7 +225,7 @@ def check_footprint(owner: str, footprint: Callable[[Mapping[str, Any]], int] | 
         return
     need, have = footprint(values), available_memory()
     if need > have:
-        raise ValueError(f"{owner}: these parameters need about {need / 2**30:.3g} GiB of arrays, "
+        raise ParameterError(f"{owner}: these parameters need about {need / 2**30:.3g} GiB of arrays, "
                          f"more than the {have / 2**30:.3g} GiB available; reduce the sizes")
 
 
@@ -229,6 +234,6 @@ def validate_parameters(owner: str, specs: Mapping[str, Parameter], values: Mapp
     out = {}
     for name, value in values.items():
         if name not in specs:
-            raise ValueError(f"{owner} has no parameter {name!r}; valid: {', '.join(sorted(specs))}")
+            raise ParameterError(f"{owner} has no parameter {name!r}; valid: {', '.join(sorted(specs))}")
         out[name] = specs[name].validate(name, value)
     return out

@@ -1,24 +1,32 @@
-"""Plots for the notebooks: each takes the results of `verify.experiments` (or theory objects) and returns a Figure.
+"""Plots for the notebooks and `dpo-verify run`: each takes the results of `verify.experiments` (or theory
+objects) and returns a Figure. The sweep report and the real-data report draw with the same helpers
+(`new_figure`, `save`, `fit_line`, `margins_per_K`).
 
-Figures are built with matplotlib's object API (no pyplot), so importing this module leaves the notebook's
-backend alone; a returned Figure displays inline (as PNG, through `_repr_png_`) and can be written with `save`.
+One style: figures are built with matplotlib's object API (`new_figure`, no pyplot and no backend switch),
+so importing this module leaves a notebook's backend alone; a returned Figure displays inline (as PNG,
+through `_repr_png_`) and is written with `save`.
 """
 from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from theory.objectives import ObjectiveDerivation
 from theory.generalization import THEOREM_4_3
+from theory.objectives import ObjectiveDerivation
 from theory.symbols import K as K_symbol, Q as Q_symbol, r as r_symbol
-from verify.experiments import EnvelopeRun, Lemma41Numeric, ObjectiveRun, RiskRow, ScalingCurves, ValueDiversity
-from verify.fits import linear_fit
+from verify.fits import LinearFit
 from verify.paper_data import PAPER_TABLES, FineTuningTable
-from verify.symbolic import numpy_function
+
+if TYPE_CHECKING:  # annotations only: drawing a sweep or real-data figure should not run the simulations' imports
+    from verify.experiments import EnvelopeRun, Lemma41Numeric, ObjectiveRun, RiskRow, ValueDiversity
+    from verify.scaling_curves import ScalingCurves
+
+DPI = 130
 
 
 class NotebookFigure(Figure):
@@ -30,19 +38,36 @@ class NotebookFigure(Figure):
         return buffer.getvalue()
 
 
-def save(fig: Figure, path: Path, dpi: int = 130) -> Path:
+def save(fig: Figure, path: Path, dpi: int = DPI) -> Path:
+    """Write `fig` as PNG (Figure.savefig picks the Agg canvas itself; no backend is switched)."""
     fig.savefig(path, dpi=dpi)
     return Path(path)
 
 
-def _figure(rows: int, cols: int, width: float, height: float, **kwargs) -> tuple[Figure, np.ndarray]:
+def new_figure(rows: int, cols: int, width: float, height: float, **kwargs) -> tuple[Figure, np.ndarray]:
+    """A Figure (constrained layout) and its axes as a rows x cols array."""
     fig = NotebookFigure(figsize=(width, height), layout="constrained")
     return fig, np.atleast_1d(fig.subplots(rows, cols, squeeze=False, **kwargs))
 
 
+def fit_line(ax: Axes, fit: LinearFit, low: float, high: float, **style) -> None:
+    """The fitted line y = a + b x drawn over [low, high]."""
+    grid = np.linspace(low, high, 50)
+    ax.plot(grid, fit(grid), **style)
+
+
+def margins_per_K(train: Axes, test: Axes, curves: Iterable[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
+                  colors: Sequence | None = None) -> None:
+    """Mean train and test margins against time, one line per K: `curves` yields (K, times, train, test)."""
+    for index, (K, times, train_margin, test_margin) in enumerate(curves):
+        style = {} if colors is None else {"color": colors[index]}
+        train.plot(times, train_margin, label=f"K = {K}", **style)
+        test.plot(times, test_margin, label=f"K = {K}", **style)
+
+
 def margins_against_margin_ode(result: Lemma41Numeric) -> Figure:
     """Lemma 4.1: margins of the full-W flow (lines) on the margin ODE (dots), and their gap."""
-    fig, axes = _figure(1, 2, 9, 3.6)
+    fig, axes = new_figure(1, 2, 9, 3.6)
     ax, gap = axes[0]
     for n in range(result.weight_flow.shape[1]):
         line, = ax.plot(result.times, result.weight_flow[:, n], lw=1.2)
@@ -62,7 +87,7 @@ def margins_against_margin_ode(result: Lemma41Numeric) -> Figure:
 def envelope_grid(runs: Sequence[EnvelopeRun], cols: int = 2) -> Figure:
     """Theorem 4.2 for several (K, l_b): simulated margins between r_L and r_U up to tau_1, and u - W_0(e^u)."""
     rows = -(-len(runs) // cols)
-    fig, axes = _figure(rows, cols, 4.4 * cols, 3.2 * rows)
+    fig, axes = new_figure(rows, cols, 4.4 * cols, 3.2 * rows)
     for ax, run in zip(axes.flat, runs):
         ax.plot(run.times, run.margins, color="tab:blue", alpha=0.25, lw=2)
         ax.plot([], [], color="tab:blue", label=f"training margins (N = {run.margins.shape[1]})")
@@ -79,7 +104,9 @@ def envelope_grid(runs: Sequence[EnvelopeRun], cols: int = 2) -> Figure:
 
 def risk_against_bound(inside: Sequence[RiskRow], outside: Sequence[RiskRow], K: int) -> Figure:
     """Theorem 4.3: measured risk at tau_1 (95% upper bound where no error was seen) against 2KQ^2 e^{-Q/45}."""
-    fig, axes = _figure(1, 1, 6, 4)
+    from verify.symbolic import numpy_function  # imports torch, which the other figures do not need
+
+    fig, axes = new_figure(1, 1, 6, 4)
     ax = axes[0, 0]
     for label, rows in ((r"inside: $v=1/(32\sqrt{Q})$", inside), (f"outside: v = {outside[0].v:g}" if outside else "", outside)):
         if not rows:
@@ -104,7 +131,7 @@ def risk_against_bound(inside: Sequence[RiskRow], outside: Sequence[RiskRow], K:
 
 def samples_per_value_comparison(curves: ScalingCurves) -> Figure:
     """Fig. 4: Q_min(K) for risk < delta, with the paper's K = 10 -> 875 point, and the predecessor's Q_min."""
-    fig, axes = _figure(1, 2, 10, 3.8)
+    fig, axes = new_figure(1, 2, 10, 3.8)
     ax, both = axes[0]
     ax.plot(curves.K, curves.theorem_4_3, color="tab:blue", label=r"$Q_{\min}(K)$: $2KQ^2e^{-Q/45}\leq\delta$")
     ax.plot([10], [curves.K10_Q_min], "o", color="tab:blue")
@@ -125,12 +152,10 @@ def samples_per_value_comparison(curves: ScalingCurves) -> Figure:
 def margins_by_K(result: ValueDiversity) -> Figure:
     """Fig. 5's analogue: mean train and test margins against time, one line per K, for each trainer."""
     trainers = sorted({name for name, _ in result.runs}, key=lambda n: n != "gradient flow")
-    fig, axes = _figure(len(trainers), 2, 9, 3.2 * len(trainers))
+    fig, axes = new_figure(len(trainers), 2, 9, 3.2 * len(trainers))
     for row, trainer in zip(axes, trainers):
-        for K in result.Ks:
-            run = result.runs[trainer, K]
-            row[0].plot(run.times, run.train_margin, label=f"K = {K}")
-            row[1].plot(run.times, run.test_margin, label=f"K = {K}")
+        runs = [result.runs[trainer, K] for K in result.Ks]
+        margins_per_K(row[0], row[1], [(K, run.times, run.train_margin, run.test_margin) for K, run in zip(result.Ks, runs)])
         unit = r"flow time $\beta^2 t/\tau$" if trainer == "gradient flow" else "Adam step"
         row[0].set(xlabel=unit, ylabel="mean reward margin", title=f"{trainer}: train")
         row[1].set(xlabel=unit, title=f"{trainer}: test")
@@ -142,24 +167,24 @@ def test_error_against_K(result: ValueDiversity, tables: Sequence[FineTuningTabl
                          control: ValueDiversity | None = None) -> Figure:
     """Linear fits of test error against K: the simulations (left; `control` dotted, e.g. a fixed d) and the
     paper's Tables 1-2 (right), with R^2."""
-    fig, axes = _figure(1, 2, 10, 3.8)
+    fig, axes = new_figure(1, 2, 10, 3.8)
     sim, paper = axes[0]
-    grid = np.linspace(min(result.Ks), max(result.Ks), 50)
+    low, high = min(result.Ks), max(result.Ks)
     for trainer in sorted({name for name, _ in result.runs}):
         errors, fit = result.test_errors(trainer), result.fit(trainer)
         line, = sim.plot(result.Ks, errors, "o", label=f"{trainer}: $R^2$ = {fit.r_squared:.3f}")
-        sim.plot(grid, fit(grid), "-", color=line.get_color(), lw=1)
+        fit_line(sim, fit, low, high, ls="-", color=line.get_color(), lw=1)
         if control is not None:
             other = control.fit(trainer)
             sim.plot(control.Ks, control.test_errors(trainer), "^", mfc="none", color=line.get_color(),
                      label=f"{trainer}, d = {control.d}: slope {other.slope:.2g}")
-            sim.plot(grid, other(grid), ":", color=line.get_color(), lw=1)
+            fit_line(sim, other, low, high, ls=":", color=line.get_color(), lw=1)
     sim.set(xlabel="K", ylabel="test error at the last time", title=f"data model P (v = {result.v:g}, Q = {result.Q}, d = {result.d or '2K + 2'})")
     sim.legend(fontsize=7)
     for table in tables:
-        fit = linear_fit(table.K, table.test_error)
+        fit = table.error_fit()
         line, = paper.plot(table.K, table.test_error, "s", label=f"{table.model}: $R^2$ = {fit.r_squared:.3f}")
-        paper.plot(grid[grid <= max(table.K)], fit(grid[grid <= max(table.K)]), "-", color=line.get_color(), lw=1)
+        fit_line(paper, fit, low, min(high, max(table.K)), ls="-", color=line.get_color(), lw=1)
     paper.set(xlabel="K", ylabel="test error", title="paper, Tables 1-2 (full fine-tuning)")
     paper.legend(fontsize=7)
     return fig
@@ -167,7 +192,9 @@ def test_error_against_K(result: ValueDiversity, tables: Sequence[FineTuningTabl
 
 def objective_comparison(derivations: Sequence[ObjectiveDerivation], runs: Sequence[ObjectiveRun]) -> Figure:
     """§7: the weights -f'(r) that replace sigma(-r) in Eq. (3), and the mean training margins they produce."""
-    fig, axes = _figure(1, 2, 10, 3.8)
+    from verify.symbolic import numpy_function  # imports torch, which the other figures do not need
+
+    fig, axes = new_figure(1, 2, 10, 3.8)
     weights, margins = axes[0]
     grid = np.linspace(-1, 2.5, 351)
     for derivation, run in zip(derivations, runs):

@@ -21,13 +21,18 @@ def versions() -> dict[str, str]:
     return out
 
 
+def markdown_cell(text: str) -> str:
+    """Text as one cell of a Markdown table: on one line, with `|` escaped as `\\|` so it is shown, not split on."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 def verdict_table(verdicts: Iterable[Verdict]) -> str:
     rows = ["| claim | verdict | trials | 95% upper failure rate | measured | bound | summary |", "|---|---|---|---|---|---|---|"]
     for v in verdicts:
         upper = "" if v.failure_rate_upper is None else f"{v.failure_rate_upper:.3g}"
         number = lambda x: "" if x is None else f"{x:.4g}"
-        rows.append(f"| `{v.claim}` | {v.status.value} | {v.trials or ''} | {upper} | {number(v.measured)} | "
-                    f"{number(v.bound)} | {v.summary.replace('|', '/')} |")
+        rows.append(f"| `{markdown_cell(v.claim)}` | {v.status.value} | {v.trials or ''} | {upper} | {number(v.measured)} | "
+                    f"{number(v.bound)} | {markdown_cell(v.summary)} |")
     return "\n".join(rows)
 
 

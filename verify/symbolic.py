@@ -4,9 +4,7 @@ from __future__ import annotations
 import functools
 from typing import Callable
 
-import numpy as np
 import sympy as sp
-import torch
 
 from theory.losses import PreferenceLoss
 from theory.symbols import r
@@ -24,6 +22,8 @@ def _torch_ready(expr: sp.Expr) -> sp.Expr:
 
 def torch_function(expr: sp.Expr, *symbols: sp.Symbol) -> Callable[..., torch.Tensor]:
     """lambdify `expr` for torch tensors; the result has the dtype and shape of the first argument."""
+    import torch
+
     compiled = sp.lambdify(symbols, _torch_ready(expr), modules="torch")
 
     def evaluate(*tensors: torch.Tensor) -> torch.Tensor:
@@ -50,5 +50,7 @@ def weight_function(loss: PreferenceLoss) -> Callable[[torch.Tensor], torch.Tens
 
 def numpy_function(expr: sp.Expr, *symbols: sp.Symbol):
     """lambdify for numpy/scipy: for closed forms torch cannot print (Lambert W -> scipy.special.lambertw)."""
+    import numpy as np
+
     compiled = sp.lambdify(symbols, expr, modules=["scipy", "numpy"])
     return lambda *arrays: np.real_if_close(compiled(*arrays))

@@ -5,9 +5,6 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-import numpy as np
-from scipy.stats import beta as beta_distribution
-
 
 class Status(str, Enum):
     HOLDS = "holds"
@@ -22,6 +19,9 @@ def clopper_pearson(errors, n: int, confidence: float = 0.95):
 
     `errors` may be an integer (floats come back) or an array of them (arrays come back).
     """
+    import numpy as np  # here, not at the top: `dpo-verify list` imports this module and needs neither
+    from scipy.stats import beta as beta_distribution
+
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
     if not 0 < confidence < 1:

@@ -21,6 +21,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from theory.errors import UserInputError
+
 PROMPT_TEMPLATE = 'Is the following statement something you would say?\n"{}"'
 ANSWERS = (" Yes", " No")
 TRIMMED_FIELDS = ("statement", "question", "answer_matching_behavior")
@@ -76,20 +78,20 @@ class PersonaStatements:
 def _record_to_row(name: str, record: Mapping, where: str) -> tuple[str, str, bool]:
     missing = [f for f in TRIMMED_FIELDS if f not in record]
     if missing:
-        raise ValueError(f"{where}: persona {name!r} has a record without {', '.join(missing)}")
+        raise UserInputError(f"{where}: persona {name!r} has a record without {', '.join(missing)}")
     answer = record["answer_matching_behavior"]
     if answer not in ANSWERS:
-        raise ValueError(f"{where}: persona {name!r} has answer_matching_behavior {answer!r}, expected ' Yes' or ' No'")
+        raise UserInputError(f"{where}: persona {name!r} has answer_matching_behavior {answer!r}, expected ' Yes' or ' No'")
     other = record.get("answer_not_matching_behavior")
     if other is not None and {answer, other} != set(ANSWERS):
-        raise ValueError(f"{where}: persona {name!r} has matching {answer!r} and non-matching {other!r}")
+        raise UserInputError(f"{where}: persona {name!r} has matching {answer!r} and non-matching {other!r}")
     return record["statement"], record["question"], answer == " Yes"
 
 
 def _persona(name: str, rows: Iterable[tuple[str, str, bool]]) -> PersonaStatements:
     rows = list(rows)
     if not rows:
-        raise ValueError(f"persona {name!r} has no statements")
+        raise UserInputError(f"persona {name!r} has no statements")
     s, q, y = zip(*rows)
     return PersonaStatements(name, tuple(s), tuple(q), tuple(y))
 
@@ -121,7 +123,7 @@ def load_shipped_personas(names: Sequence[str] | None = None) -> dict[str, Perso
     return {n: _persona(n, rows[n]) for n in wanted}
 
 
-class MissingData(FileNotFoundError, ValueError):
+class MissingData(FileNotFoundError, UserInputError):
     """A data folder without the files asked for: bad input, reported in one line by the command line."""
 
 
@@ -141,11 +143,14 @@ def load_persona_directory(data_dir: Path, names: Sequence[str]) -> dict[str, Pe
     out = {}
     for name in names:
         path = _persona_file(data_dir, name)
-        with path.open(encoding="utf-8") as lines:
-            out[name] = _persona(name, (
-                _record_to_row(name, json.loads(line), f"{path}:{number}")
-                for number, line in enumerate(lines, 1) if line.strip()
-            ))
+        try:
+            with path.open(encoding="utf-8") as lines:
+                out[name] = _persona(name, (
+                    _record_to_row(name, json.loads(line), f"{path}:{number}")
+                    for number, line in enumerate(lines, 1) if line.strip()
+                ))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:  # the user's file, not this tool, is wrong
+            raise UserInputError(f"--data-dir: {path} is not UTF-8 JSON lines ({error})") from None
     return out
 
 

@@ -37,11 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
+from theory.errors import UserInputError
 from verify.parameters import SEED
 from verify.sweep.experiments import EXPERIMENTS, check_point, resolve_target
 
 
-class ConfigError(ValueError):
+class ConfigError(UserInputError):
     """A config that cannot be run; reported in one line."""
 
 
@@ -114,6 +115,8 @@ def load_config(path: Path | str) -> SweepConfig:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config {path}: no such file") from None
+    except OSError as error:  # a folder, no permission: the user's path, not a bug
+        raise ConfigError(f"config {path}: cannot be read ({error.strerror or error})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"config {path}: not valid TOML: {error}") from None
     try:

@@ -16,6 +16,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Iterable, Iterator
 
+from theory.errors import UserInputError
+
 Task = tuple[str, dict, int, bool]  # (target, parameters, seed, quick)
 
 
@@ -117,7 +119,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise ValueError("--executor ray needs the [distributed] extra: pip install -e '.[distributed]'") from None
+            raise UserInputError("--executor ray needs the [distributed] extra: pip install -e '.[distributed]'") from None
         self.ray = ray
         started = time.perf_counter()
         options = dict(include_dashboard=False, log_to_driver=False, configure_logging=False,
@@ -142,13 +144,13 @@ class RayExecutor:
 
 def make_executor(kind: str, workers: int | None = None, address: str | None = None):
     if workers is not None and not 1 <= workers <= 1024:
-        raise ValueError(f"--workers must be in [1, 1024], got {workers}")
+        raise UserInputError(f"--workers must be in [1, 1024], got {workers}")
     if kind == "local":
         if address is not None:
-            raise ValueError("--address applies to --executor ray only")
+            raise UserInputError("--address applies to --executor ray only")
         return LocalExecutor(workers)
     if kind == "ray":
         if address not in (None, "auto", "local") and not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}", address):
-            raise ValueError(f"--address {address!r}: must be auto, local or HOST:PORT")
+            raise UserInputError(f"--address {address!r}: must be auto, local or HOST:PORT")
         return RayExecutor(address, workers)
-    raise ValueError(f"--executor must be 'local' or 'ray', got {kind!r}")
+    raise UserInputError(f"--executor must be 'local' or 'ray', got {kind!r}")

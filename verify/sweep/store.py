@@ -18,6 +18,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from theory.errors import UserInputError
 from verify.sweep.config import SweepConfig, canonical_json
 
 SCHEMA = """
@@ -44,7 +45,7 @@ CREATE TABLE IF NOT EXISTS trials (
 """
 
 
-class StoreError(ValueError):
+class StoreError(UserInputError):
     """A store that cannot take this sweep (a different config under the same name, or not a store)."""
 
 
