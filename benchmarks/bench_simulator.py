@@ -1,4 +1,4 @@
-"""Benchmark of the numeric backend (issue 4); writes BENCHMARKS.md at the repository root.
+"""Benchmark of the numeric backend; writes BENCHMARKS.md at the repository root.
 
     python benchmarks/bench_simulator.py [--device cpu|cuda] [--output BENCHMARKS.md]
 
@@ -198,7 +198,7 @@ def verdict(value, target, larger_is_better=True) -> str:
 
 
 def write_report(path: Path, device, vocab, batching, bandwidth, memory, seconds):
-    lines = ["# Benchmarks: numeric backend (issue 4)", "", f"Written by `benchmarks/bench_simulator.py` in {seconds:.0f} s.", "",
+    lines = ["# Benchmarks: numeric backend", "", f"Written by `benchmarks/bench_simulator.py` in {seconds:.0f} s.", "",
              "## Machine", "", *machine(device), "",
              "## 1. Reduced vs full-vocabulary gradient-descent step (float64, K = 1, N = 1024, d = 512)", "",
              "Target: full / reduced >= V/25 at V = 32000. Max |margin difference| over 3 steps shows the forms agree.", "",

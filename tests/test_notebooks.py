@@ -1,4 +1,4 @@
-"""The notebooks in notebooks/: stored without outputs, and each runs top to bottom within issue 8's 60 s.
+"""The notebooks in notebooks/: stored without outputs, and each runs top to bottom within 60 s.
 
 Kernel: the native `python3` kernel of ipykernel, built for *this* interpreter (sys.executable) with an empty
 kernel search path, so an installed kernelspec pointing at another Python is never picked and nothing is
@@ -18,7 +18,7 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 EXPECTED = ["01_reward_dynamics", "02_training_envelope", "03_generalization_and_scaling", "04_value_diversity",
             "05_new_objectives"]
 CELL_TIMEOUT_S = 60
-NOTEBOOK_LIMIT_S = 60  # issue 8: each notebook runs on CPU in <= 60 s
+NOTEBOOK_LIMIT_S = 60  # each notebook runs on CPU in <= 60 s
 
 
 def test_every_notebook_is_present():
@@ -35,7 +35,7 @@ def test_stored_without_outputs(path):
             assert cell.outputs == [], f"{path.name}: cell {index} has stored outputs"
             assert cell.execution_count is None, f"{path.name}: cell {index} has execution_count {cell.execution_count}"
     assert notebook.metadata.kernelspec.name == "python3"
-    # Issue 8: a narrative cell per step, saying which equation or statement of the paper it shows.
+    # A narrative cell per step, saying which equation or statement of the paper it shows.
     narrative = [c.source for c in notebook.cells if c.cell_type == "markdown"]
     assert len(narrative) >= 2
     for text in narrative:

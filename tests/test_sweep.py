@@ -1,4 +1,4 @@
-"""Sweeps: resume after kill -9, one-line config errors, a shared store, local vs Ray (issue 10).
+"""Sweeps: resume after kill -9, one-line config errors, a shared store, local vs Ray.
 
 Trials are tiny (the `sleep` test double, or the empirical-scaling experiment at K <= 2, 200 test points);
 most of the time goes to starting worker processes.

@@ -237,3 +237,15 @@ def validate_parameters(owner: str, specs: Mapping[str, Parameter], values: Mapp
             raise ParameterError(f"{owner} has no parameter {name!r}; valid: {', '.join(sorted(specs))}")
         out[name] = specs[name].validate(name, value)
     return out
+
+
+def resolve_parameters(owner: str, specs: Mapping[str, Parameter], footprint, defaults: Mapping[str, Any],
+                       *overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The defaults with each layer of overrides, every value checked, and the memory estimate checked:
+    what a claim and an experiment do before they run."""
+    merged = dict(defaults)
+    for layer in overrides:
+        merged.update(layer)
+    values = validate_parameters(owner, specs, merged)
+    check_footprint(owner, footprint, values)
+    return values

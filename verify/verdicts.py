@@ -1,4 +1,4 @@
-"""What a check reports: one of five verdicts, with the evidence behind it."""
+"""What a check reports: one of six verdicts, with the evidence behind it."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -7,7 +7,8 @@ from typing import Any
 
 
 class Status(str, Enum):
-    HOLDS = "holds"
+    HOLDS = "holds"  # established: an exact check, or a failure-rate bound within what the statement allows
+    CONSISTENT = "consistent"  # no counterexample, but the evidence does not establish the statement
     VIOLATED = "violated"
     VACUOUS = "vacuous"
     ASSUMPTIONS_UNMET = "assumptions-unmet"
@@ -36,6 +37,28 @@ def clopper_pearson(errors, n: int, confidence: float = 0.95):
     return (float(lower), float(upper)) if k.ndim == 0 else (lower, upper)
 
 
+@dataclass(frozen=True)
+class ProofStepTally:
+    """A proof step checked in every trial: on the event `event` (e.g. Lemma B.1's at the theorem's epsilon)
+    the proof says `conclusion` holds deterministically. A trial with the event and without the conclusion is
+    a counterexample to the proof, whatever the stated probability."""
+
+    event: str
+    conclusion: str
+    trials: int
+    event_held: int  # trials in which the event held
+    counterexamples: int  # trials in which the event held and the conclusion failed
+    first_counterexample_seed: int | None = None
+
+    def __post_init__(self):
+        if not 0 <= self.counterexamples <= self.event_held <= self.trials:
+            raise ValueError(f"inconsistent tally: {self.counterexamples} <= {self.event_held} <= {self.trials} fails")
+
+    def line(self) -> str:
+        return (f"proof step: {self.event} held in {self.event_held}/{self.trials} trials; "
+                f"{self.conclusion} failed in {self.counterexamples} of those")
+
+
 @dataclass
 class Verdict:
     """A claim's outcome at one parameter set.
@@ -53,7 +76,7 @@ class Verdict:
     measured: float | None = None
     bound: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
-    # measured / bound ratios (point 5 of issue 5): name -> float, inside and just outside the assumptions
+    # measured / bound ratios: name -> float, inside and just outside the assumptions
     tightness: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from theory.statements import Statement, compact
-from verify.parameters import Parameter, check_footprint, validate_parameters
+from verify.parameters import Parameter, resolve_parameters
 from verify.verdicts import Verdict
 
 # Modules that register claims; imported on first use of the registry.
@@ -60,10 +60,8 @@ class Claim:
     def parameters(self, quick: bool = False, **overrides) -> dict[str, Any]:
         """The defaults (quick profile if asked) with the overrides, every value checked against `specs`."""
         specs = {name: spec for name, spec in self.specs.items() if name in self.defaults}
-        values = validate_parameters(f"claim {self.id}", specs,
-                                     {**self.defaults, **(self.quick if quick else {}), **overrides})
-        check_footprint(f"claim {self.id}", self.footprint, values)
-        return values
+        return resolve_parameters(f"claim {self.id}", specs, self.footprint, self.defaults,
+                                  self.quick if quick else {}, overrides)
 
     def parameter_rows(self) -> list[tuple[str, str, str, str]]:
         """(name, default, domain, meaning) of every parameter, in the order of the defaults."""

@@ -13,7 +13,7 @@ from verify.verdicts import Status, Verdict
 
 import sympy as sp
 
-# Issue-level ceilings for the two numeric identities (float64 round-off is far below both).
+# Required agreement of the two numeric identities (float64 round-off is far below both).
 GRADIENT_RELATIVE_TOLERANCE = 1e-12
 FLOW_TOLERANCE = 1e-8
 

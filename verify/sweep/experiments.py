@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import torch
 
-from verify.parameters import COMMON, Parameter, check_footprint, validate_parameters, vocabulary
+from verify.parameters import COMMON, Parameter, resolve_parameters, vocabulary
 from verify.verdicts import clopper_pearson
 
 
@@ -40,9 +40,7 @@ class Experiment:
 
     def parameters(self, **overrides) -> dict[str, Any]:
         """The defaults with the overrides, every value checked against `specs`."""
-        values = validate_parameters(f"experiment {self.id}", self.specs, {**self.defaults, **overrides})
-        check_footprint(f"experiment {self.id}", self.footprint, values)
-        return values
+        return resolve_parameters(f"experiment {self.id}", self.specs, self.footprint, self.defaults, overrides)
 
 
 REGIMES = ("inside", "fixed-v")
