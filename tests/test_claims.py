@@ -21,8 +21,21 @@ def test_every_claim_returns_a_verdict_at_its_quick_defaults(claim_id):
     claim = get_claim(claim_id)
     verdict = claim.run(quick=True)
     assert verdict.claim == claim_id
-    assert verdict.status in (Status.HOLDS, Status.VACUOUS), verdict.summary
-    assert verdict.trials >= 1 and verdict.failure_rate_upper is not None
+    # no counterexample at the defaults, to the statement or to its proof, whichever status that earns
+    assert verdict.failures == 0, verdict.summary
+    assert verdict.proof_step is None or verdict.proof_step.counterexamples == 0, verdict.summary
+    assert verdict.status in (Status.HOLDS, Status.CONSISTENT, Status.VACUOUS), verdict.summary
+    assert verdict.established == (verdict.status is Status.HOLDS) == verdict.details["established"]
+    # a deterministic statement (no stated probability) is checked per instance: no failure-rate bound
+    deterministic = "success_probability" not in verdict.details
+    assert verdict.trials >= 1 and verdict.exact == deterministic
+    assert (verdict.failure_rate_upper is None) == deterministic
+    if verdict.status is Status.HOLDS and not deterministic:
+        assert verdict.failure_rate_upper <= verdict.details["allowed_failure_probability"]
+    if verdict.status is Status.CONSISTENT:
+        needed = verdict.details["trials_to_establish"]
+        assert needed is None or needed > verdict.trials, verdict.summary
+        assert "not established" in verdict.summary
     assert verdict.tightness, "every claim reports measured/bound ratios"
     assert any(ch.isdigit() for ch in claim.reference), "section or equation number recorded"
 
@@ -59,10 +72,13 @@ def test_assumption_failures_say_by_how_much():
 
 
 def test_decision_rule():
+    """The order of the verdicts; tests/test_verdicts.py takes each rule to its edges."""
     common = dict(unmet=[], first_failure=None, measured=0.0, bound=1.0, summary="s", details={}, tightness={})
-    assert decide("x", {}, 0, probability=0.99, failures=0, trials=10, **common).status is Status.HOLDS
-    # 1 failure in 10 is consistent with a 1% failure probability (CP lower 0.0025 < 0.01)
-    assert decide("x", {}, 0, probability=0.99, failures=1, trials=10, **common).status is Status.HOLDS
+    # 0 failures in 10 trials cannot establish a 1% failure probability (CP upper 0.31), 0 in 400 can (0.0092)
+    assert decide("x", {}, 0, probability=0.99, failures=0, trials=10, **common).status is Status.CONSISTENT
+    assert decide("x", {}, 0, probability=0.99, failures=0, trials=400, **common).status is Status.HOLDS
+    # 1 failure in 10 is no counterexample to a 1% failure probability (CP lower 0.0025 < 0.01)
+    assert decide("x", {}, 0, probability=0.99, failures=1, trials=10, **common).status is Status.CONSISTENT
     assert decide("x", {}, 0, probability=0.99, failures=5, trials=10, **{**common, "first_failure": 3}).status is Status.VIOLATED
     assert decide("x", {}, 0, probability=-1.0, failures=0, trials=10, **common).status is Status.VACUOUS
     assert decide("x", {}, 0, probability=None, failures=1, trials=10, **common).status is Status.VIOLATED
@@ -113,6 +129,18 @@ def test_a_statement_claim_cannot_also_type_its_text():
         Claim("x", title="restated by hand", check=claim.check, statement=claim.statement)
     with pytest.raises(TypeError, match="title, reference and assumptions are required"):
         Claim("x", check=claim.check)
+
+
+@pytest.mark.parametrize("claim_id", IDENTITY_CLAIMS)
+def test_identity_claims_have_no_failure_rate(claim_id):
+    """An identity is checked exactly on each instance: its pass is established, with no failure-rate bound
+    (a single instance read as one Bernoulli trial would show a 95% upper failure rate of 0.975)."""
+    verdict = get_claim(claim_id).run(quick=True)
+    assert verdict.exact and verdict.failure_rate_upper is None and verdict.failures == 0
+    record = verdict.to_dict()
+    assert record["failure_rate_upper"] is None and record["exact"] is True
+    assert record["established"] == (verdict.status is Status.HOLDS)
+    assert verdict.status in (Status.HOLDS, Status.DISCREPANCY), verdict.summary  # eq-5: the printed p's sign
 
 
 @pytest.mark.parametrize("claim_id", IDENTITY_CLAIMS)

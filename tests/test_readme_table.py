@@ -74,3 +74,29 @@ def test_report_table_escapes_pipes_instead_of_replacing_them():
     # the row splits into exactly the header's 7 cells on the unescaped pipes
     cells = [c for c in row.replace(r"\|", "").split("|")][1:-1]
     assert len(cells) == table.splitlines()[0].count("|") - 1
+
+
+def with_and_without_established(results):
+    """The results in today's form (every verdict says whether it is established) and in the earlier form."""
+    current, earlier = copy.deepcopy(results), copy.deepcopy(results)
+    for verdict in current["verdicts"]:
+        verdict.setdefault("established", verdict["status"] == "holds")
+    for verdict in earlier["verdicts"]:
+        verdict.pop("established", None)
+    return current, earlier
+
+
+def test_the_table_shows_which_verdicts_are_established(table_script, results):
+    current, earlier = with_and_without_established(results)
+    current["verdicts"][0].update(status="holds", exact=True)
+    current["verdicts"][1].update(status="consistent", exact=False,
+                                  details={**current["verdicts"][1]["details"], "trials_to_establish": 72})
+    lines = table_script.claims_table(current).splitlines()
+    header = next(line for line in lines if line.startswith("| claim"))
+    assert header == "| claim | paper | verdict | established | measured vs bound |"
+    rows = [line for line in lines if line.startswith("| `")]
+    assert all(len(row.replace(r"\|", "").split("|")) == len(header.split("|")) for row in rows)
+    assert rows[0].split(" | ")[3] == "yes (exact)" and rows[1].split(" | ")[3] == "no (n >= 72)"
+    # a results.json from before `established` was recorded still gives its table, without the column
+    header = next(line for line in table_script.claims_table(earlier).splitlines() if line.startswith("| claim"))
+    assert header == "| claim | paper | verdict | measured vs bound |"

@@ -366,11 +366,38 @@ def test_flat_test_errors_leave_r_squared_undefined_in_the_report():
     assert fit["r_squared"] is None and fit["slope"] == 0.0 and fit["intercept"] == 0.0 and fit["n"] == 3
     assert summary["gradient_descent"]["trend"]["test_error_linear_fit"]["r_squared"] is None
     text = render_markdown(summary)
-    assert "**R² = n/a**" in text and "- Test error vs K: differs" in text
+    assert "**R² = n/a**" in text and "not linear in K here" in text
+    # The test-error fit is set only against full fine-tuning, marked as another regime.
+    assert "- Test error vs K, against full fine-tuning (**a different regime**" in text
     # A rising error: the report's R^2 is the one fit's, and the comparison reads it.
     rising = summarise(_synthetic_analysis([0.0, 0.1, 0.3]), [], seconds=1.0)
     assert rising["trend"]["test_error_linear_fit"]["r_squared"] == linear_fit([1, 2, 4], [0.0, 0.1, 0.3]).r_squared
-    assert "- Test error vs K: agrees" in render_markdown(rising)
+    assert "linear in K here too" in render_markdown(rising)
+    errors = rising["paper_comparison"]["test_error_fit"]
+    assert errors["same_regime"] is False and errors["last_layer_adam_r_squared"] == rising["trend"]["test_error_linear_fit"]["r_squared"]
+    assert errors["paper_full_fine_tuning_r_squared"] == {"Llama-3.1-8B": 0.97, "Mistral-7B-v0.3": 0.95, "Qwen3-8B-Base": 0.99}
+
+
+def test_last_layer_margins_are_compared_with_the_papers_last_layer_evidence():
+    """Fig. 5(a, b) is the paper's last-layer evidence: margins ordered by K. The synthetic margins 0.1 t / K are
+    ordered at every step and have rate exponent -1; swapping two runs breaks the order, and the report says so."""
+    from dataclasses import replace
+
+    from verify.real.markdown import render_markdown
+    from verify.real.pipeline import summarise
+
+    analysis = _synthetic_analysis([0.0, 0.1, 0.3])
+    margins = summarise(analysis, [], seconds=1.0)["paper_comparison"]["last_layer_margins"]
+    assert margins["agrees"] is True and "Fig. 5(a, b)" in margins["paper"]
+    assert margins["adam"]["train_margin_ordered_by_K_share_of_steps"] == 1.0
+    assert margins["adam"]["train_margin_log_log_slope_in_K"] == pytest.approx(-1.0)
+    assert margins["adam"]["test_margin_log_log_slope_in_K"] == pytest.approx(-1.0)
+    swapped = replace(analysis, runs=[analysis.runs[1], analysis.runs[0], analysis.runs[2]])
+    summary = summarise(swapped, [], seconds=1.0)
+    margins = summary["paper_comparison"]["last_layer_margins"]
+    assert margins["agrees"] is False and margins["adam"]["train_margin_ordered_by_K_share_of_steps"] == 0.0
+    assert "- **Last-layer margins vs K, like for like** (paper: Fig. 5(a, b)" in render_markdown(summary)
+    assert ": differs — final train margins" in render_markdown(summary)
 
 
 def test_markdown_escapes_pipes_in_table_cells():

@@ -245,13 +245,15 @@ GRAM_BLOCKS = {
 }
 
 
-def gram_statistics(sample: ClusterSample) -> dict[str, torch.Tensor]:
+def gram_statistics(sample: ClusterSample, printed_centres: bool = False) -> dict[str, torch.Tensor]:
     """Max |x_j . x_k - E[x_j . x_k]| over each block of Lemma B.1 (Eqs. 9-13), per trial: (B,) tensors.
 
     The expectation is the exact one of the sampled model, mu_a . mu_a' + [j = k] d v^2, which is the
     printed centre of Eqs. 9-13 when delta = 0 (for delta > 0 it includes the c_i1 . c_i2 terms that
-    Lemma C.3 absorbs into a wider half-width). A block absent from the layout (e.g. no shared tokens)
-    reports 0. Works one cluster at a time, so memory is O(B Q N), never O(N^2) at once.
+    Lemma C.3 absorbs into a wider half-width). `printed_centres` measures from the printed centres
+    (1 + l_b^2, l_b^2 - 1, l_b^2: orthogonal c_i) instead, as Lemma C.3's event does for delta > 0.
+    A block absent from the layout (e.g. no shared tokens) reports 0. Works one cluster at a time, so
+    memory is O(B Q N), never O(N^2) at once.
     """
     dist, Q = sample.distribution, sample.per_cluster
     if Q is None:
@@ -259,7 +261,11 @@ def gram_statistics(sample: ClusterSample) -> dict[str, torch.Tensor]:
     B, n, d = sample.features.shape
     A = 2 * dist.K
     G = sample.features.view(B, A, Q, d)
-    mean_dots = sample.means @ sample.means.transpose(1, 2)  # (B, 2K, 2K)
+    means = sample.means
+    if printed_centres:
+        orthogonal = DiverseValueDistribution(dist.K, d, 0.0, dist.l_b, tokens=dist.tokens)
+        means = orthogonal.cluster_means(sample.seeds[:1], sample.features.device, sample.features.dtype)
+    mean_dots = (means @ means.transpose(1, 2)).expand(B, A, A)  # (B, 2K, 2K)
     pair = torch.arange(A) // 2
     sign = torch.arange(A) % 2
     stats = {key: torch.zeros(B, dtype=sample.features.dtype, device=sample.features.device) for key in GRAM_BLOCKS}
@@ -281,17 +287,19 @@ def gram_statistics(sample: ClusterSample) -> dict[str, torch.Tensor]:
     return stats
 
 
-def concentration_events(sample: ClusterSample, epsilon: float, half_width: float | None = None) -> dict[str, torch.Tensor]:
+def concentration_events(sample: ClusterSample, epsilon: float, half_width: float | None = None,
+                         printed_centres: bool = False) -> dict[str, torch.Tensor]:
     """Per trial (B,) booleans: does each of Lemma B.1's Eqs. 9-13 hold with half-width 2 epsilon v?
 
     Key "all" is the intersection, the event Lemma B.1 lower-bounds. `half_width` overrides 2 epsilon v
-    (e.g. 5/2 epsilon v for Lemma C.3). Frequencies over trials are `.float().mean()`.
+    (e.g. 5/2 epsilon v for Lemma C.3, with `printed_centres`: see `gram_statistics`). Frequencies over
+    trials are `.float().mean()`.
     """
     if not (isinstance(epsilon, (int, float)) and epsilon > 0):
         raise ValueError(f"epsilon must be > 0, got {epsilon!r}")
     width = 2 * epsilon * sample.distribution.v if half_width is None else half_width
     if width < 0:
         raise ValueError(f"half_width must be >= 0, got {half_width!r}")
-    events = {key: value <= width for key, value in gram_statistics(sample).items()}
+    events = {key: value <= width for key, value in gram_statistics(sample, printed_centres).items()}
     events["all"] = torch.stack(list(events.values())).all(0)
     return events

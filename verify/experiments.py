@@ -19,6 +19,7 @@ from theory.objectives import ObjectiveDerivation
 from theory.symbols import K as K_symbol, Q as Q_symbol, beta as beta_symbol, r, t as t_symbol, tau as tau_symbol
 from theory.training_guarantee import THEOREM_4_2
 from verify.data_model import DiverseValueDistribution
+from verify.exact_risk import exact_risk
 from verify.fits import LinearFit, linear_fit
 from verify.instances import random_instance
 from verify.model import autograd_gradient, symbolic_gradient
@@ -115,19 +116,38 @@ def envelope_run(K: int, l_b: float, Q: int = 16, beta: float = 1.0, tau: float 
 # --- Theorem 4.3 and the scaling law (notebook 03) -------------------------------------------------------
 @dataclass(frozen=True)
 class RiskRow:
+    """The exact population risk at one Q (mean over the seeds' models, in log10: no underflow), Monte Carlo
+    on test draws as the cross-check, and the bound."""
+
     Q: int
     v: float
-    errors: int
+    log10_risk: float  # log10 of the exact R(P), averaged over the seeds' models
+    log10_risk_per_seed: tuple[float, ...]
+    errors: int  # Monte Carlo: test errors pooled over the seeds
     n: int
     rate: float
-    upper: float  # 95% Clopper–Pearson upper bound
+    upper: float  # 95% Clopper–Pearson upper bound of the Monte Carlo rate
     bound: float  # 2 K Q^2 e^{-Q/45}
+
+    @property
+    def risk(self) -> float:
+        """The exact mean risk as a float (0.0 where it underflows; log10_risk keeps it)."""
+        return 10.0 ** self.log10_risk
+
+
+def mean_log10_risk(exact) -> tuple[float, tuple[float, ...]]:
+    """log10 of the mean of the seeds' exact risks (logsumexp, so nothing underflows), and each seed's log10 risk."""
+    from scipy.special import logsumexp
+
+    log_mean = float(logsumexp(exact.log_risk) - np.log(len(exact.log_risk)))
+    return log_mean / np.log(10), tuple(float(x) for x in exact.log10_risk)
 
 
 def risk_against_Q(K: int = 2, Qs: Sequence[int] = (8, 16, 32, 64), v_rule: str = "theorem", fixed_v: float = 0.5,
                    l_b: float = 0.5, test_size: int = 1000, seeds: Sequence[int] = (0, 1), beta: float = 1.0,
                    tau: float = 1.0) -> list[RiskRow]:
-    """Empirical risk of the implicit reward model at tau_1, pooled over seeds, next to Theorem 4.3's bound.
+    """The exact risk R(P) of the implicit reward model at tau_1 (mean over seeds, log10) next to Theorem 4.3's
+    bound, with the Monte Carlo error count on `test_size` draws per seed as the cross-check.
 
     v_rule "theorem": v = 1/(32 sqrt Q) (inside the conditions); "fixed": v = fixed_v (outside them).
     """
@@ -140,23 +160,27 @@ def risk_against_Q(K: int = 2, Qs: Sequence[int] = (8, 16, 32, 64), v_rule: str 
         model = DiverseValueDistribution(K=K, d=min(5 * q, 2 * K + 2), v=v, l_b=l_b)
         result = gradient_flow(model.sample(list(seeds), q), beta, tau, [0.0, tau_1(K, beta, tau)],
                                test=model.test_set(list(seeds), test_size))
+        log10_risk, per_seed = mean_log10_risk(exact_risk(model, list(seeds), result.rows, result.delta_rows, beta))
         risk = zero_one_risk(result.test_margins[:, -1].reshape(1, -1))
-        rows.append(RiskRow(q, v, int(risk.errors[0]), risk.n, float(risk.rate[0]), float(risk.upper[0]), float(bound(q))))
+        rows.append(RiskRow(q, v, log10_risk, per_seed, int(risk.errors[0]), risk.n, float(risk.rate[0]),
+                            float(risk.upper[0]), float(bound(q))))
     return rows
 
 
 # --- Value diversity, the analogue of Fig. 5 (notebook 04) ----------------------------------------------
 @dataclass(frozen=True)
 class DiversityRun:
-    """Mean train/test margins over time for one K and one trainer, and the final test error (pooled over seeds)."""
+    """Mean train/test margins over time for one K and one trainer, and the final test error: the exact R(P)
+    averaged over the seeds' models, with the Monte Carlo rate on the test draws (pooled) as the cross-check."""
 
     K: int
     trainer: str
     times: np.ndarray
     train_margin: np.ndarray  # (T,) mean over samples and seeds
     test_margin: np.ndarray
-    test_error: float
-    test_n: int
+    test_error: float  # exact R(P), mean over seeds
+    test_n: int  # Monte Carlo test draws, pooled over seeds
+    monte_carlo_error: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -200,8 +224,9 @@ def value_diversity(Ks: Sequence[int] = (1, 2, 4, 8, 16), Q: int = 8, v: float =
         for name, result in (("gradient flow", gradient_flow(sample, beta, tau, flow_times, test=test)),
                              ("Adam", adam(sample, beta, steps, lr=lr, record=record, test=test))):
             risk = zero_one_risk(result.test_margins[:, -1].reshape(1, -1))
+            exact = float(np.mean(exact_risk(model, list(seeds), result.rows, result.delta_rows, beta).risk))
             runs[name, K] = DiversityRun(K, name, result.times.numpy(), result.train_margins.mean((0, 2)).numpy(),
-                                         result.test_margins.mean((0, 2)).numpy(), float(risk.rate[0]), risk.n)
+                                         result.test_margins.mean((0, 2)).numpy(), exact, risk.n, float(risk.rate[0]))
     return ValueDiversity(tuple(Ks), Q, dimension, v, l_b, beta, tuple(seeds), runs)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from verify.outputs import write_folder_atomically
-from verify.verdicts import Verdict
+from verify.verdicts import Verdict, establishment
 
 
 def versions() -> dict[str, str]:
@@ -27,12 +27,15 @@ def markdown_cell(text: str) -> str:
 
 
 def verdict_table(verdicts: Iterable[Verdict]) -> str:
-    rows = ["| claim | verdict | trials | 95% upper failure rate | measured | bound | summary |", "|---|---|---|---|---|---|---|"]
+    """One row per verdict. `established` tells `holds` (established: how) from `consistent` (what would
+    establish it); an exact check has no failure-rate cell, its trials being instances, not a sample."""
+    rows = ["| claim | verdict | established | trials | 95% upper failure rate | measured | bound | summary |",
+            "|---|---|---|---|---|---|---|---|"]
+    number = lambda x: "" if x is None else f"{x:.4g}"
     for v in verdicts:
         upper = "" if v.failure_rate_upper is None else f"{v.failure_rate_upper:.3g}"
-        number = lambda x: "" if x is None else f"{x:.4g}"
-        rows.append(f"| `{markdown_cell(v.claim)}` | {v.status.value} | {v.trials or ''} | {upper} | {number(v.measured)} | "
-                    f"{number(v.bound)} | {markdown_cell(v.summary)} |")
+        rows.append(f"| `{markdown_cell(v.claim)}` | {v.status.value} | {establishment(v.status, v.exact, v.details)} | "
+                    f"{v.trials or ''} | {upper} | {number(v.measured)} | {number(v.bound)} | {markdown_cell(v.summary)} |")
     return "\n".join(rows)
 
 

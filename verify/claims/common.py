@@ -6,9 +6,13 @@ Every number a check compares against comes from a `theory.statements.Statement`
 Decision rule, the same for every claim (tolerances from the sample size, not tuned):
 - a trial "fails" when the statement's conclusion does not hold in it;
 - with k failures in n trials the statement allows a failure probability p = 1 - P (P its success
-  probability); it is violated only if the 95% Clopper-Pearson lower bound on k/n exceeds p;
-- order of verdicts: assumptions-unmet, violated, discrepancy, vacuous, holds. The measurement is run and
-  reported whatever the verdict.
+  probability; p = 0 for a deterministic statement); it is violated if the 95% Clopper-Pearson lower bound
+  on k/n exceeds p, or if a proof step's event held in a trial without its conclusion;
+- it holds (established) only when a deterministic statement's per-trial check passed in every trial, or
+  when the 95% Clopper-Pearson upper bound on k/n is <= p; otherwise, with no counterexample, it is only
+  consistent, and the verdict says how many trials would establish it;
+- order of verdicts: assumptions-unmet, violated, discrepancy, vacuous, holds or consistent. The
+  measurement (and the proof-step tally) is run and reported whatever the verdict.
 """
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ from theory.numbers import float_at_most  # noqa: F401 (imported from here by cl
 from theory.statements import Statement
 from theory.symbols import K as K_sym, beta as beta_sym, t as t_sym, tau as tau_sym
 from verify.symbolic import weight_function
-from verify.verdicts import Status, Verdict, clopper_pearson
+from verify.verdicts import (MAX_FEASIBLE_TRIALS, ProofStepTally, Status, Verdict, clopper_pearson,
+                             trials_to_establish)
 from theory.losses import DPO
 
 FLOAT_EPS = sys.float_info.epsilon  # float64's, read without importing torch
@@ -126,31 +131,66 @@ def ratio(measured: float, bound: float) -> float:
 def decide(claim: str, parameters: dict, seed: int, *, unmet: list[str], probability: float | None,
            failures: int, trials: int, first_failure: int | None, measured: float | None, bound: float | None,
            summary: str, details: dict, tightness: dict, discrepancies: list[str] = (),
-           vacuous_bound: bool = False) -> Verdict:
-    """Apply the decision rule of this module and write the summary line."""
-    # probability None: a deterministic statement, no failure allowed (round-off is in the failure test)
-    allowed = 0.0 if probability is None else min(1.0, max(0.0, 1.0 - probability))
-    rate_line = ""
-    if trials:
-        lower, upper = clopper_pearson(failures, trials, CONFIDENCE)
+           vacuous_bound: bool = False, proof_step: ProofStepTally | None = None) -> Verdict:
+    """Apply the decision rule of this module and write the summary line.
+
+    probability None: a deterministic statement, no failure allowed (round-off is in the failure test); its
+    trials are instances of an exact check, not a sample of a rate, so the verdict has no failure-rate bound.
+    """
+    deterministic = probability is None
+    allowed = 0.0 if deterministic else min(1.0, max(0.0, 1.0 - probability))
+    lower, upper = clopper_pearson(failures, trials, CONFIDENCE) if trials else (0.0, 1.0)
+    if not trials:
+        rate_line = ""
+    elif deterministic:
+        rate_line = f"; {failures}/{trials} trials fail (deterministic: none allowed)"
+    else:
         rate_line = f"; {failures}/{trials} trials fail (95% CP upper {upper:.3g}, allowed {allowed:.3g})"
         details["failure_rate_interval"] = (lower, upper)
     details["allowed_failure_probability"] = allowed
-    if probability is not None:
+    if not deterministic:
         details["success_probability"] = probability
     if discrepancies:
         details["discrepancies"] = list(discrepancies)
+    proof_line = "" if proof_step is None else "; " + proof_step.line()
+    reported_seed = seed if first_failure is None else first_failure
+    tail = ""
     if unmet:
         status, head = Status.ASSUMPTIONS_UNMET, "assumptions unmet: " + "; ".join(unmet) + ". Measured: "
-    elif trials and failures and clopper_pearson(failures, trials, CONFIDENCE)[0] > allowed:
+    elif trials and failures and lower > allowed:
         status, head = Status.VIOLATED, f"counterexample at seed {first_failure}: "
+    elif proof_step is not None and proof_step.counterexamples:
+        counter_seed = proof_step.first_counterexample_seed
+        reported_seed = reported_seed if counter_seed is None else counter_seed
+        status, head = Status.VIOLATED, ("counterexample to the proof: " if counter_seed is None
+                                         else f"counterexample to the proof at seed {counter_seed}: ")
     elif discrepancies:
         status, head = Status.DISCREPANCY, "; ".join(discrepancies) + ". Measured: "
     elif (probability is not None and probability <= 0) or vacuous_bound:
         why = [] + (["stated probability %.3g <= 0" % probability] if probability is not None and probability <= 0 else []) \
             + (["bound >= 1"] if vacuous_bound else [])
         status, head = Status.VACUOUS, " and ".join(why) + "; still measured: "
-    else:
+    elif trials and (deterministic or upper <= allowed):  # deterministic with failures was violated above
         status, head = Status.HOLDS, ""
-    return Verdict(claim, status, head + summary + rate_line, parameters, seed if first_failure is None else first_failure,
-                   trials, failures, measured, bound, details, tightness)
+    else:
+        status, head = Status.CONSISTENT, ""
+        tail = "; not established: " + _what_would_establish(allowed, deterministic, details)
+    details["established"] = status is Status.HOLDS
+    return Verdict(claim, status, head + summary + rate_line + proof_line + tail, parameters, reported_seed,
+                   trials, failures, measured, bound, details, tightness, exact=deterministic, proof_step=proof_step)
+
+
+def _what_would_establish(allowed: float, deterministic: bool, details: dict) -> str:
+    """The consistent verdict's last words, with details["trials_to_establish"] (None: no feasible n)."""
+    if deterministic:  # only reached with no trial run
+        details["trials_to_establish"] = 1
+        return "no instance was checked"
+    needed = trials_to_establish(allowed, CONFIDENCE)
+    feasible = needed <= MAX_FEASIBLE_TRIALS
+    details["trials_to_establish"] = int(needed) if feasible else None
+    if feasible:
+        return f"0 failures in n >= {needed} trials would establish it (95% CP upper <= {allowed:.3g})"
+    if allowed == 0:
+        return "the statement allows no failure (1 - P is 0 in float64), which no number of trials establishes"
+    return (f"no feasible number of trials could (0 failures in n >= {needed:.2g} would, for the allowed "
+            f"failure rate {allowed:.3g})")

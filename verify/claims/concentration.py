@@ -2,52 +2,96 @@
 
 lemma-b.1: the event of Eqs. (9)-(13) with half-width 2 eps v (from `theory.concentration.LEMMA_B1`) is
 measured with `verify.data_model.concentration_events`; its failure frequency is compared with
-1 - P (P the printed probability, which depends on the unspecified Bernstein constant c).
+1 - P (P the printed probability, which depends on the unspecified Bernstein constant c). By default eps is
+the one the theorems use, the Remark's 1/(16 v (Z+2)), whose half-width 1/(8 (Z+2)) does not shrink with v,
+at the largest v where P reaches 95%; a larger v (v_contrast) is measured at the theorems' eps for contrast.
 lemma-c.2: |<c_i1, c_i2>| <= delta, a deterministic bound: checked on the data model's concept vectors and
 on the worst-case construction (c_1 tilted toward e_{c_2} and c_2 toward e_{c_1}), with a round-off tolerance.
 """
 from __future__ import annotations
 
+import math
+
 from theory.concentration import LEMMA_B1, LEMMA_C2, concept_tilt, derive_lemma_c2, expected_gram_entries
+from theory.numbers import float_at_most
+from theory.statements import remark_epsilon
 from verify.claims import Claim, register
 from verify.claims.common import FLOAT_EPS, conclusion, decide, seeds_for, training_footprint
-from verify.parameters import Parameter, vocabulary
+from verify.parameters import Parameter, ParameterError, vocabulary
 
 
-def check_lemma_b1(seed: int, K: int, Q: int, d: int, v: float, l_b: float, epsilon: float, tokens: str, trials: int,
-                   c: float, l_b_outside: float) -> object:
-    from verify.data_model import DiverseValueDistribution, concentration_events, gram_statistics, token_layout
+def _gram_run(dist, seeds, Q: int, half_width: float):
+    """Per trial: the largest deviation of each block of Eqs. (9)-(13) and whether all lie within half_width."""
+    from verify.data_model import concentration_events, gram_statistics
+
+    sample = dist.sample(seeds, Q)
+    stats = gram_statistics(sample)
+    failed = ~concentration_events(sample, 1.0, half_width)["all"]  # epsilon unused with a half-width
+    return stats, failed
+
+
+def check_lemma_b1(seed: int, K: int, Q: int, d: int, v, l_b: float, epsilon, tokens: str, trials: int,
+                   c: float, l_b_outside: float, v_contrast: float) -> object:
+    from verify.claims.training_guarantee import probable_v
+    from verify.data_model import DiverseValueDistribution, token_layout
 
     parameters = dict(K=K, Q=Q, d=d, v=v, l_b=l_b, epsilon=epsilon, tokens=tokens, trials=trials, c=c,
-                      l_b_outside=l_b_outside)
+                      l_b_outside=l_b_outside, v_contrast=v_contrast)
     layout = token_layout(tokens, K)
     seeds = seeds_for(seed, trials)
-    dist = DiverseValueDistribution(K, d, v, l_b, tokens=layout)
-    Z = dist.Z_pairs
+    Z = DiverseValueDistribution(K, d, 0.0, l_b, tokens=layout).Z_pairs
+    details = {"Z used": Z, "centres re-derived": expected_gram_entries().verdict}
+    if v is None:
+        v, details["v choice"] = probable_v(LEMMA_B1, K, Q, Z, d, c, epsilon)
+    # The theorems' epsilon (B.3, C.5 and the proof of Theorem 4.2): the Remark's 1/(16 v (Z+2)).
+    theorems_epsilon = lambda noise: float_at_most(remark_epsilon(noise, Z))
+    if epsilon is None:
+        if v == 0:
+            raise ParameterError("claim lemma-b.1: v = 0 leaves the Remark's epsilon 1/(16 v (Z+2)) undefined; "
+                                 "give v > 0 or an epsilon")
+        epsilon = theorems_epsilon(v)
+        details["epsilon choice"] = "the Remark's 1/(16 v (Z+2)), the epsilon the theorems use"
+    parameters.update(v=v, epsilon=epsilon)
     values = dict(K=K, Q=Q, d=d, Z=Z, v=v, l_b=l_b, epsilon=epsilon, c=c)
     unmet = LEMMA_B1.unmet(l_b=l_b)
     probability = conclusion(LEMMA_B1, "success_probability", **values)
     half_width = conclusion(LEMMA_B1, "half_width", **values)
-    sample = dist.sample(seeds, Q)
-    stats = gram_statistics(sample)
-    events = concentration_events(sample, epsilon, half_width)
-    failed = ~events["all"]
+    stats, failed = _gram_run(DiverseValueDistribution(K, d, v, l_b, tokens=layout), seeds, Q, half_width)
     failures = int(failed.sum())
     first = seeds[int(failed.nonzero()[0])] if failures else None
     worst = {k: float(x.max()) for k, x in stats.items()}
-    tightness = {f"{k} max deviation / (2 eps v)": x / half_width for k, x in worst.items()}
-    # the epsilon the sample actually needed: max deviation / (2 v)
-    details = {"max deviations": worst, "half width 2 eps v": half_width, "Z used": Z,
-               "smallest eps that covers every trial": max(worst.values()) / (2 * v) if v else float("nan"),
-               "centres re-derived": expected_gram_entries().verdict}
+    largest = max(worst.values())
+    tightness = {f"{k} max deviation / half width": x / half_width for k, x in worst.items()}
+    details.update({"max deviations": worst, "half width": half_width, "epsilon": epsilon,
+                    # the epsilon the sample actually needed: the largest deviation over the half-width per epsilon
+                    "smallest eps that covers every trial": largest * epsilon / half_width if half_width else math.nan})
+    if v_contrast and v_contrast != v:
+        # The same draws at a larger noise, at the theorems' epsilon there: where the half-width 1/(8 (Z+2))
+        # no longer covers the deviations (about 8 v at these sizes) while the stated probability is negative.
+        eps_contrast = theorems_epsilon(v_contrast)
+        contrast_values = {**values, "v": v_contrast, "epsilon": eps_contrast}
+        width = conclusion(LEMMA_B1, "half_width", **contrast_values)
+        contrast_stats, contrast_failed = _gram_run(DiverseValueDistribution(K, d, v_contrast, l_b, tokens=layout),
+                                                    seeds, Q, width)
+        contrast_largest = max(float(x.max()) for x in contrast_stats.values())
+        tightness[f"v={v_contrast:g}, theorems' eps: max deviation / half width"] = contrast_largest / width
+        details["contrast"] = {"v": v_contrast, "epsilon": eps_contrast, "half width": width,
+                               "largest deviation": contrast_largest, "trials outside": int(contrast_failed.sum()),
+                               "of": trials, "stated probability": conclusion(LEMMA_B1, "success_probability",
+                                                                              **contrast_values)}
     if l_b_outside and l_b_outside != l_b:
-        outside = gram_statistics(DiverseValueDistribution(K, d, v, l_b_outside, tokens=layout).sample(seeds, Q))
-        tightness.update({f"l_b={l_b_outside:g}: {k} / (2 eps v)": float(x.max()) / half_width for k, x in outside.items()})
+        outside, _ = _gram_run(DiverseValueDistribution(K, d, v, l_b_outside, tokens=layout), seeds, Q, half_width)
+        tightness.update({f"l_b={l_b_outside:g}: {k} / half width": float(x.max()) / half_width for k, x in outside.items()})
         details["outside assumptions"] = {"l_b": l_b_outside, "unmet": LEMMA_B1.unmet(l_b=l_b_outside)}
-    summary = (f"Eqs. (9)-(13) within 2 eps v = {half_width:.3g}: largest deviation {max(worst.values()):.3g} "
-               f"(P >= {probability:.3g} at c = {c:g})")
+    summary = (f"Eqs. (9)-(13) within 2 eps v = {half_width:.3g} (eps = {epsilon:.4g}, v = {v:.4g}): largest "
+               f"deviation {largest:.3g} (P >= {probability:.3g} at c = {c:g})")
+    if "contrast" in details:
+        contrast = details["contrast"]
+        summary += (f"; at v = {v_contrast:g} and the theorems' eps = {contrast['epsilon']:.4g}: half-width "
+                    f"{contrast['half width']:.3g} vs largest deviation {contrast['largest deviation']:.3g}, "
+                    f"{contrast['trials outside']}/{trials} trials outside (P >= {contrast['stated probability']:.3g})")
     return decide("lemma-b.1", parameters, seed, unmet=unmet, probability=probability, failures=failures,
-                  trials=trials, first_failure=first, measured=max(worst.values()), bound=half_width, summary=summary,
+                  trials=trials, first_failure=first, measured=largest, bound=half_width, summary=summary,
                   details=details, tightness=tightness)
 
 
@@ -105,9 +149,13 @@ _DELTA = Parameter("real", "the delta of Def. C.1 (measured also outside Lemma C
 
 register(Claim(
     "lemma-b.1", check=check_lemma_b1, statement=LEMMA_B1,
-    defaults=dict(K=4, Q=60, d=16, v=0.01, l_b=0.25, epsilon=16.0, tokens="chain", trials=32, c=1.0, l_b_outside=0.75),
-    quick=dict(K=2, Q=20, d=6, trials=8, epsilon=14.0),
-    specs=vocabulary(l_b_outside=Parameter("real", "a bias norm outside the assumptions, measured for contrast (0: skip)", 0, 1e3)),
+    defaults=dict(K=4, Q=60, d=16, v=None, l_b=0.25, epsilon=None, tokens="chain", trials=32, c=1.0, l_b_outside=0.75,
+                  v_contrast=0.01),
+    quick=dict(K=2, Q=20, d=6, trials=8),
+    specs=vocabulary(v="optional", epsilon="optional",
+                     l_b_outside=Parameter("real", "a bias norm outside the assumptions, measured for contrast (0: skip)", 0, 1e3),
+                     v_contrast=Parameter("real", "a larger noise level measured at the theorems' epsilon for contrast "
+                                                  "(0: skip)", 0, 1e3)),
     footprint=training_footprint))
 register(Claim(
     "lemma-c.2", check=check_lemma_c2, statement=LEMMA_C2,

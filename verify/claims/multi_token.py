@@ -1,6 +1,7 @@
 """Claims of §4.3 (multi-token rewards, Eqs. 4–5) and §7 (individual-response rewards).
 
-Identities: the tolerances are float64 error budgets derived in `verify.multi_token`.
+Identities: the tolerances are float64 error budgets derived in `verify.multi_token`; a verdict rests on the
+instance checked (`exact=True`: `trials` counts instances, there is no failure-rate bound).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def check_eq_4(seed: int, V: int, d: int) -> Verdict:
     holds = all(res == 0 for res in residuals)
     return Verdict("eq-4", Status.HOLDS if holds else Status.DISCREPANCY,
                    f"sequence margin minus the sum of token-wise rewards: symbolic residuals {residuals}",
-                   dict(V=V, d=d), seed, details={"residuals": [str(x) for x in residuals]})
+                   dict(V=V, d=d), seed, details={"residuals": [str(x) for x in residuals]}, exact=True)
 
 
 def check_eq_5_claim(seed: int, prompts: int, length: int, V: int, d: int, beta: float) -> Verdict:
@@ -42,7 +43,7 @@ def check_eq_5_claim(seed: int, prompts: int, length: int, V: int, d: int, beta:
     else:
         status, summary = Status.VIOLATED, "neither reading of Eq. (5) matches autograd"
     return Verdict("eq-5", status, summary, parameters, seed, 1, int(status is Status.VIOLATED),
-                   numeric.residual["sum"], numeric.tolerance, details)
+                   numeric.residual["sum"], numeric.tolerance, details, exact=True)
 
 
 def check_individual_rewards_claim(seed: int, V: int, d: int, N: int, beta: float) -> Verdict:
@@ -63,9 +64,9 @@ def check_individual_rewards_claim(seed: int, V: int, d: int, N: int, beta: floa
         summary = (f"exact for the logit reward ({logit:.1e}); for the log-probability ratio the printed form misses a "
                    f"softmax term of size {numeric.softmax_term_size:.2e}")
         return Verdict("sec7-individual-rewards", Status.HOLDS, summary, parameters, seed, 1, 0, logit,
-                       numeric.tolerance, details)
+                       numeric.tolerance, details, exact=True)
     return Verdict("sec7-individual-rewards", Status.VIOLATED, "individual-reward dynamics do not match autograd",
-                   parameters, seed, 1, 1, max(logit, log_ratio_exact), numeric.tolerance, details)
+                   parameters, seed, 1, 1, max(logit, log_ratio_exact), numeric.tolerance, details, exact=True)
 
 
 # Eq. (4)'s check is symbolic in every entry of W (V x d symbols): sympy's cost grows fast with V d.

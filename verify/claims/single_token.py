@@ -1,6 +1,7 @@
 """Claims of §3–4.1 and §7 that are exact identities: Eq. (2)'s linear margin, Lemma 4.1, the GPO form.
 
-Their tolerances come from floating-point error, not from sampling: a violation is a real defect.
+Their tolerances come from floating-point error, not from sampling: a violation is a real defect, and a
+pass is established instance by instance (`exact=True`: no failure-rate bound; `trials` counts instances).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def check_lemma_4_1(seed: int, V: int, d: int, N: int, trials: int, beta: float,
     parameters = dict(V=V, d=d, N=N, trials=trials, beta=beta, tau=tau, t_end=t_end, loss=loss)
     if not symbolic.holds:
         return Verdict("lemma-4.1", Status.DISCREPANCY, "the chain rule does not give Eq. (3)",
-                       parameters, seed, details={"residuals": [str(x) for x in symbolic.residuals]})
+                       parameters, seed, details={"residuals": [str(x) for x in symbolic.residuals]}, exact=True)
     worst_gradient, worst_velocity, worst_flow, failures, first_failure = 0.0, 0.0, 0.0, 0, None
     times = torch.linspace(0, t_end, 5, dtype=torch.float64)
     relative = lambda x, y: float((x - y).norm() / max(float(y.norm()), torch.finfo(y.dtype).tiny))
@@ -62,12 +63,12 @@ def check_lemma_4_1(seed: int, V: int, d: int, N: int, trials: int, beta: float,
                "gradient_tolerance": GRADIENT_RELATIVE_TOLERANCE, "flow_tolerance": FLOW_TOLERANCE}
     if failures:
         return Verdict("lemma-4.1", Status.VIOLATED, f"{failures}/{trials} instances exceed the tolerance",
-                       parameters, first_failure, trials, failures, worst_flow, FLOW_TOLERANCE, details)
+                       parameters, first_failure, trials, failures, worst_flow, FLOW_TOLERANCE, details, exact=True)
     return Verdict("lemma-4.1", Status.HOLDS,
                    f"symbolic residual 0; |grad autograd - grad symbolic|/|grad| <= {worst_gradient:.1e}; "
                    f"Eq. (3) vs autograd dr/dt <= {worst_velocity:.1e} (relative); "
-                   f"|r_full - r_reduced| <= {worst_flow:.1e} over {trials} instances",
-                   parameters, seed, trials, 0, worst_flow, FLOW_TOLERANCE, details)
+                   f"|r_full - r_reduced| <= {worst_flow:.1e} over {trials} instance{'s' if trials != 1 else ''}",
+                   parameters, seed, trials, 0, worst_flow, FLOW_TOLERANCE, details, exact=True)
 
 
 def check_margin_linearity(seed: int, V: int, d: int) -> Verdict:
@@ -75,7 +76,7 @@ def check_margin_linearity(seed: int, V: int, d: int) -> Verdict:
     residual = single_token_margin_residual(V, d, 0, V - 1)
     status = Status.HOLDS if residual == 0 else Status.DISCREPANCY
     return Verdict("eq-2", status, f"symbolic residual of Eq. (2) vs the linear form: {residual}",
-                   dict(V=V, d=d), seed, details={"residual": str(residual)})
+                   dict(V=V, d=d), seed, details={"residual": str(residual)}, exact=True)
 
 
 def check_gpo_weights(seed: int, losses: str) -> Verdict:
@@ -87,9 +88,9 @@ def check_gpo_weights(seed: int, losses: str) -> Verdict:
             mismatches[name] = (str(derived), str(PRINTED_WEIGHTS[name]))
     if mismatches:
         return Verdict("sec7-gpo", Status.DISCREPANCY, f"derived weights differ from the printed ones: {mismatches}",
-                       dict(losses=losses), seed, details=mismatches)
+                       dict(losses=losses), seed, details=mismatches, exact=True)
     return Verdict("sec7-gpo", Status.HOLDS, f"-f'(r) derived for {losses} equals §7's printed weights",
-                   dict(losses=losses), seed)
+                   dict(losses=losses), seed, exact=True)
 
 
 _SPECS = vocabulary(
