@@ -231,9 +231,13 @@ def test_concept_tilt_is_a_unit_vector_with_a_stable_sine(delta):
     cos, sin = concept_tilt(delta)
     exact = sp.Rational(delta)
     ulps = 8 * sys.float_info.epsilon  # a handful of correctly rounded operations
+    subnormal_ulps = 8 * 5e-324  # below the normal range an ulp is absolute: the smallest subnormal
     assert cos == pytest.approx(float(1 - exact**2 / 8), rel=ulps, abs=0)
     # sin xi = sqrt(1 - cos^2), also where 1 - cos^2 in floats would be 0
-    assert sin == pytest.approx(float(sp.sqrt(1 - (1 - exact**2 / 8) ** 2).evalf(30)), rel=ulps, abs=0)
+    one_minus_cos2 = 1 - (1 - Fraction(delta) ** 2 / 8) ** 2  # exact; sympy's sqrt would try to factor it
+    with mpmath.workdps(30):
+        oracle = float(mpmath.sqrt(mpmath.mpf(one_minus_cos2.numerator) / one_minus_cos2.denominator))
+    assert sin == pytest.approx(oracle, rel=ulps, abs=subnormal_ulps)
     with pytest.raises(ValueError, match="delta"):
         concept_tilt(3.0)
 
