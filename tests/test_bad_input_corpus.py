@@ -193,6 +193,10 @@ CASES: list[tuple[str, list[str], str]] = [
     ("sweep", ["sweep", "ok.toml", "--executor", "foo"], "--executor"),
     ("sweep", ["sweep", "ok.toml", "--address", "x"], "--address"),
     ("sweep", ["sweep", "ok.toml", "--executor", "ray", "--address", "foo"], "--address"),
+    # mutate
+    ("mutate", ["mutate", "--only", "no-such-mutant"], "no-such-mutant"),
+    ("mutate", ["mutate", "--seed", "-1"], "seed"),
+    ("mutate", ["mutate", "--bogus"], "--bogus"),
     # sweep-report
     ("sweep-report", ["sweep-report", "missing.sqlite"], "missing.sqlite"),
     ("sweep-report", ["sweep-report", "notastore.txt"], "notastore.txt"),
@@ -221,7 +225,8 @@ def workspace(tmp_path, monkeypatch):
 def test_the_corpus_is_large_and_covers_every_subcommand():
     per_command = Counter(command for command, _, _ in CASES)
     assert sum(per_command.values()) >= 150
-    assert set(per_command) == {"run", "list", "check", "derive", "scaling", "audit", "real", "sweep", "sweep-report"}
+    assert set(per_command) == {"run", "list", "check", "derive", "scaling", "audit", "real", "sweep", "sweep-report",
+                                "mutate"}
 
 
 @pytest.mark.parametrize("command, argv, fragment", CASES, ids=[" ".join(a)[:80] for _, a, _ in CASES])

@@ -15,9 +15,13 @@ Check the theory of Im & Li, "Can DPO Learn Diverse Human Values? A Theoretical 
 (NeurIPS 2025), symbolically and numerically.
 
 Each claim of the paper is checked at a parameter set and gets one verdict:
-  holds              no violation in n trials (failure rate with its 95% upper bound, and the slack)
-  violated           a counterexample inside the assumptions (parameters and seed reproduce it)
-  vacuous            the bound is >= 1 or the stated probability <= 0 here (still measured)
+  holds              established: an exact check passed in every instance, or the 95% upper bound on
+                     the failure rate is within the rate the statement allows (and the slack)
+  consistent         no counterexample, but too few trials to establish it (how many would, if any)
+  violated           a counterexample inside the assumptions, or to a step of the proof (parameters
+                     and seed reproduce it)
+  vacuous            the bound is >= 1 or the stated probability <= 0 here (still measured, with the
+                     proof-step tally)
   assumptions-unmet  the parameters break an assumption (which one, and by how much)
   discrepancy        a re-derivation disagrees with the printed statement
 
@@ -108,6 +112,18 @@ def _parser() -> argparse.ArgumentParser:
     sweep_report = commands.add_parser("sweep-report", help="summary tables and plots of a sweep store")
     sweep_report.add_argument("store", type=Path, help="results store written by 'dpo-verify sweep'")
     sweep_report.add_argument("--output", type=Path, help="report folder (default: STORE's name + '-report')")
+
+    mutate = commands.add_parser("mutate", help="run each claim against falsified copies of its statement",
+                                 description="Mutation testing: each mutant is a falsified copy of a statement, loss "
+                                             "or theory function, run through the claim it is aimed at, at the "
+                                             "parameters where the change is detectable. Prints each mutant's "
+                                             "verdict and ends with 'killed M/N'. Equivalent mutants (true "
+                                             "statements) are run and listed, not counted. Exit status 0 only if "
+                                             "every falsified mutant is killed.")
+    mutate.add_argument("--quick", action="store_true", help="start from the claims' quick profile (seconds)")
+    mutate.add_argument("--seed", type=_seed, default=0, help="seed of every random draw (default 0)")
+    mutate.add_argument("--only", metavar="IDS", help="comma-separated mutant ids or claim ids (default: all)")
+    mutate.add_argument("--list", action="store_true", help="list the mutants and where each is detectable; run none")
     return parser
 
 
@@ -139,8 +155,14 @@ def _progress(iterable=None, **kwargs):
     return tqdm(iterable, file=sys.stderr, leave=False, disable=not sys.stderr.isatty(), **kwargs)
 
 
+_VERDICT_HEADER = f"{'claim':<24} {'verdict':<18} {'established':<19} summary"
+
+
 def _verdict_line(verdict) -> str:
-    return f"{verdict.claim:<24} {verdict.status.value:<18} {verdict.summary}"
+    from verify.verdicts import establishment
+
+    established = establishment(verdict.status, verdict.exact, verdict.details) or "-"
+    return f"{verdict.claim:<24} {verdict.status.value:<18} {established:<19} {verdict.summary}"
 
 
 def command_run(args) -> int:
@@ -157,6 +179,7 @@ def command_run(args) -> int:
     claims = all_claims()
     verdicts = []
     bar = _progress(claims.values(), desc="claims", unit="claim")
+    print(_VERDICT_HEADER, flush=True)
     for claim in bar:
         bar.set_postfix_str(claim.id)
         verdicts.append(claim.run(quick=args.quick, seed=args.seed))
@@ -346,9 +369,46 @@ def command_sweep_report(args) -> int:
     return 0
 
 
+def command_mutate(args) -> int:
+    from verify.mutants import select
+
+    falsified, equivalent = select(args.only)  # an unknown id is refused before any claim runs
+    if args.list:
+        for mutant in falsified + equivalent:
+            kind = "equivalent" if mutant in equivalent else "falsified"
+            point = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in mutant.overrides.items())
+            print(f"{mutant.id:<48} {mutant.claim:<24} {kind:<10} {mutant.description}\n{'':<48} detectable: "
+                  f"{mutant.detectable}" + (f" (at {point})" if point else ""))
+        return 0
+    from verify.mutants import run_mutant
+
+    started = time.perf_counter()
+    print(f"{'mutant':<48} {'claim':<24} {'result':<9} evidence", flush=True)
+    killed = 0
+    for mutant in falsified:
+        result = run_mutant(mutant, quick=args.quick, seed=args.seed)
+        killed += result.killed
+        print(f"{mutant.id:<48} {mutant.claim:<24} {'killed' if result.killed else 'SURVIVED':<9} {result.evidence()}",
+              flush=True)
+    refuted = []
+    if equivalent:
+        print("equivalent mutants (true statements; run and listed, not counted):")
+    for mutant in equivalent:
+        result = run_mutant(mutant, quick=args.quick, seed=args.seed)
+        if result.killed:  # a check that refutes a true statement is wrong
+            refuted.append(mutant.id)
+        print(f"{mutant.id:<48} {mutant.claim:<24} {'REFUTED' if result.killed else 'survived':<9} "
+              f"{result.evidence(160)}; {mutant.detectable}", flush=True)
+    if refuted:
+        print(f"a check refuted {len(refuted)} true statement(s): {', '.join(refuted)}")
+    print(f"{time.perf_counter() - started:.1f} s")
+    print(f"killed {killed}/{len(falsified)}")
+    return 0 if killed == len(falsified) and not refuted else 1
+
+
 COMMANDS = {"run": command_run, "list": command_list, "check": command_check, "derive": command_derive,
             "scaling": command_scaling, "audit": command_audit, "real": command_real,
-            "sweep": command_sweep, "sweep-report": command_sweep_report}
+            "sweep": command_sweep, "sweep-report": command_sweep_report, "mutate": command_mutate}
 
 
 def _one_line(text: str) -> str:
