@@ -2,7 +2,6 @@
 global backend switch, for the notebooks' figures and for the sweep report's."""
 from __future__ import annotations
 
-import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,17 +10,6 @@ import pytest
 from verify import plots
 from verify.fits import linear_fit
 from verify.outputs import PNG_SIGNATURE
-
-
-@pytest.fixture
-def object_api_only(monkeypatch):
-    """Drawing must neither switch matplotlib's global backend nor go through pyplot's global state."""
-    import matplotlib
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"matplotlib.use{args} switches the backend of the whole process")
-    monkeypatch.setattr(matplotlib, "use", refuse)
-    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # `import matplotlib.pyplot` now fails
 
 
 def _is_png(path) -> bool:

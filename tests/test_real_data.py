@@ -411,19 +411,6 @@ def test_markdown_escapes_pipes_in_table_cells():
     assert "\\|c_i\\| <= 1" in line and line.count(" | ") == 12  # still 13 cells
 
 
-@pytest.fixture
-def object_api_only(monkeypatch):
-    """Drawing must neither switch matplotlib's global backend nor go through pyplot's global state."""
-    import sys
-
-    import matplotlib
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"matplotlib.use{args} switches the backend of the whole process")
-    monkeypatch.setattr(matplotlib, "use", refuse)
-    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # `import matplotlib.pyplot` now fails
-
-
 def test_report_figures_are_drawn_with_the_object_api(tmp_path, object_api_only):
     from verify.outputs import PNG_SIGNATURE
     from verify.real.figures import write_figures
