@@ -8,6 +8,7 @@ paper's own point (K = 10, Q = 880) is simulated once as an @example of theorem-
 checked symbolically in test_claims.py.
 """
 import math
+import sys
 
 from hypothesis import example, given, note, settings, strategies as st, target
 
@@ -26,8 +27,10 @@ SMALL = dict(beta=0.01, tau=1.0, trials=2)
 def v_inside(fraction: float, Q: int) -> float:
     """fraction x Theorem 4.2's v boundary 1/(32 sqrt Q) (inside every training statement's) as the largest float
     at or below the exact value: computed in floats it can land above the exact boundary (by 1e-19 at Q = 40)
-    and so outside the assumptions it was drawn inside."""
-    return float_at_most(exact_rational("fraction", fraction) * THEOREM_4_2.v_boundary(Q))
+    and so outside the assumptions it was drawn inside. A subnormal result becomes 0: the claims' declared domain
+    (verify.parameters) has no subnormal v, whose Remark epsilon 1/(16 v (Z+2)) would overflow float64."""
+    v = float_at_most(exact_rational("fraction", fraction) * THEOREM_4_2.v_boundary(Q))
+    return v if v >= sys.float_info.min else 0.0
 
 
 def run(claim_id, seed, **parameters):
