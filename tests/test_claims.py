@@ -9,7 +9,7 @@ from theory.generalization import THEOREM_4_3, THEOREM_B4
 from theory.numbers import float_at_most
 from theory.training_guarantee import THEOREM_4_2
 from verify.claims import get_claim
-from verify.claims.common import assumption_report, conclusion, decide
+from verify.claims.common import conclusion, decide
 from verify.verdicts import Status
 
 CLAIMS = ("theorem-4.2", "theorem-4.3", "lemma-b.1", "theorem-b.3", "theorem-b.4", "lemma-c.2", "theorem-c.5",
@@ -53,7 +53,7 @@ def test_paper_point_symbolically(l_b, tokens):
     K, Q = 10, 880
     Z = 1 if tokens == "disjoint" else 2
     v = float_at_most(THEOREM_4_3.v_boundary(Q))
-    assert assumption_report(THEOREM_4_3, Z=Z, d=5 * Q, v=v, Q=Q, l_b=l_b) == []
+    assert THEOREM_4_3.unmet(Z=Z, d=5 * Q, v=v, Q=Q, l_b=l_b) == []
     bound = conclusion(THEOREM_4_3, "risk_bound", K=K, Q=Q)
     assert 0.04 < bound < 0.05
     assert conclusion(THEOREM_4_3, "success_probability", K=K, Q=Q, c=1) < 0
@@ -62,12 +62,12 @@ def test_paper_point_symbolically(l_b, tokens):
 
 
 def test_paper_point_l_b_half_needs_disjoint_tokens():
-    unmet = assumption_report(THEOREM_4_3, Z=2, d=50, v=0.001, Q=880, l_b=0.5)
+    unmet = THEOREM_4_3.unmet(Z=2, d=50, v=0.001, Q=880, l_b=0.5)
     assert len(unmet) == 1 and unmet[0].startswith("Z <= 1/(4 l_b^2)")
 
 
 def test_assumption_failures_say_by_how_much():
-    (line,) = assumption_report(THEOREM_B4, Z=1, d=4, v=1.0, Q=16, l_b=0.25, epsilon=0.01)
+    (line,) = THEOREM_B4.unmet(Z=1, d=4, v=1.0, Q=16, l_b=0.25, epsilon=0.01)
     assert line.startswith("v <= 1/(4 sqrt(Q)) fails by 0.938")
 
 

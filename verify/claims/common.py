@@ -22,7 +22,6 @@ from typing import Iterable
 
 import sympy as sp
 
-from theory.numbers import float_at_most  # noqa: F401 (imported from here by claim modules)
 from theory.statements import Statement
 from theory.symbols import K as K_sym, beta as beta_sym, t as t_sym, tau as tau_sym
 from verify.symbolic import weight_function
@@ -32,13 +31,6 @@ from theory.losses import DPO
 
 FLOAT_EPS = sys.float_info.epsilon  # float64's, read without importing torch
 CONFIDENCE = 0.95
-
-
-# --- statements ---------------------------------------------------------------------------------------
-# The statement's own methods, under the names that claim modules import from here.
-v_boundary = Statement.v_boundary  # v_boundary(statement, Q): the largest v the statement allows at Q
-assumption_report = Statement.unmet  # assumption_report(statement, **values): the failing assumptions
-assumptions_at = Statement.unmet_among  # assumptions_at(statement, values): the same, extra values ignored
 
 
 def conclusion(statement: Statement, name: str, **values) -> float:

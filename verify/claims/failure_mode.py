@@ -27,8 +27,8 @@ from theory.numbers import exact_rational
 from theory.symbols import beta as beta_sym
 from theory.training_guarantee import THEOREM_4_2
 from verify.claims import Claim, register
-from verify.claims.common import FLOAT_EPS, assumption_report, decide, envelope_functions, seeds_for, training_footprint, v_boundary
-from verify.claims.training_guarantee import float_at_most
+from theory.numbers import float_at_most
+from verify.claims.common import FLOAT_EPS, decide, envelope_functions, seeds_for, training_footprint
 from verify.parameters import Parameter, vocabulary
 from verify.verdicts import ProofStepTally
 
@@ -56,10 +56,10 @@ def check_failure_mode(seed: int, K: int, Q: int, d: int, v, l_b: float, beta: f
     from verify.training import gradient_flow
 
     parameters = dict(K=K, Q=Q, d=d, v=v, l_b=l_b, beta=beta, tau=tau, trials=trials, odds_low=odds_low, odds_high=odds_high)
-    v = float_at_most(v_boundary(THEOREM_4_2, Q)) if v is None else float(v)
+    v = float_at_most(THEOREM_4_2.v_boundary(Q)) if v is None else float(v)
     parameters["v"] = v
     dist = DiverseValueDistribution(K, d, v, l_b, tokens=disjoint_tokens(K))
-    unmet = assumption_report(THEOREM_4_2, Z=dist.Z_pairs, d=d, v=v, Q=Q, l_b=l_b)  # r <= log 3 rests on Thm 4.2
+    unmet = THEOREM_4_2.unmet(Z=dist.Z_pairs, d=d, v=v, Q=Q, l_b=l_b)  # r <= log 3 rests on Thm 4.2
     threshold = FAILURE_MODE.conclusions["threshold"].subs(beta_sym, exact_rational("beta", beta))
     log_threshold = float(sp.expand_log(sp.log(threshold), force=True))
     cap = float(margin_cap())

@@ -16,7 +16,7 @@ import functools
 import sympy as sp
 
 from theory.concentration import LEMMA_B1, LEMMA_C3
-from theory.numbers import float_at_most  # noqa: F401 (imported from here by claim modules)
+from theory.numbers import float_at_most
 from theory.statements import REMARK_EPSILON, Statement, parameter_values
 from theory.symbols import (N as N_sym, Q as Q_sym, Z as Z_sym, beta as beta_sym, d as d_sym, delta as delta_sym,
                            epsilon as epsilon_sym, l_b as l_b_sym, v as v_sym)
