@@ -30,6 +30,7 @@ class ObjectiveDerivation:
     fixed_points: sp.Set
     implicit_trajectory: sp.Eq | None
     trajectory: sp.Expr | None  # r(t) of the idealised model, when sympy finds it
+    trajectory_note: str | None = None  # why there is none, when sympy ran out of time
 
     @property
     def fixed_points_found(self) -> bool:
@@ -49,6 +50,8 @@ class ObjectiveDerivation:
             lines.append(f"idealised model   r(t) = {self.trajectory}   (tau r' = (2 beta^2/K) w(r), r(0) = 0; verified)")
         elif self.implicit_trajectory is not None:
             lines.append(f"idealised model   no closed form found; implicit relation: {self.implicit_trajectory}")
+        elif self.trajectory_note is not None:
+            lines.append(f"idealised model   no closed form found {self.trajectory_note}")
         else:
             lines.append("idealised model   no closed form found (sympy cannot integrate 1/w(r))")
         lines.append("LaTeX:")
@@ -168,18 +171,33 @@ def fixed_points(weight: sp.Expr) -> sp.Set:
         return sp.ConditionSet(r, sp.Eq(weight, 0), sp.S.Reals)
 
 
-def derive_objective(loss: PreferenceLoss, step: Callable[[str], None] = lambda name: None) -> ObjectiveDerivation:
+def derive_objective(loss: PreferenceLoss, step: Callable[[str], None] = lambda name: None,
+                     trajectory_seconds: float | None = None) -> ObjectiveDerivation:
     """Weight, fixed points, margin dynamics and idealised trajectory of `loss`.
 
-    `step(name)` is called as each stage starts, so that a time limit can say where sympy was.
+    `step(name)` is called as each stage starts, so that a time limit can say where sympy was. The
+    trajectory, the one optional result, gets its own `trajectory_seconds`; past them it is reported as not
+    found in that time and the derivation goes on.
     """
     step("the weight -f'(r)")
     weight = loss.weight
     step("the fixed points w(r) = 0")
     fixed = fixed_points(weight)
-    implicit, trajectory = idealised_trajectory(weight, step)
+    note = None
+    if trajectory_seconds is None:
+        implicit, trajectory = idealised_trajectory(weight, step)
+    else:
+        inner = SymbolicTimeLimit(trajectory_seconds, "the idealised trajectory")
+        try:
+            with inner:
+                implicit, trajectory = idealised_trajectory(weight, lambda name: (step(name), inner.step(name)))
+        except SymbolicTimeout as timeout:
+            if getattr(timeout, "limit", None) is not inner:
+                raise
+            implicit, trajectory = None, None
+            note = f"within {trajectory_seconds:g} s of sympy (it was at: {timeout.step})"
     step("the margin dynamics")
-    return ObjectiveDerivation(loss, weight, margin_dynamics_equation(loss), fixed, implicit, trajectory)
+    return ObjectiveDerivation(loss, weight, margin_dynamics_equation(loss), fixed, implicit, trajectory, note)
 
 
 # --- a wall-clock limit on sympy --------------------------------------------------------------------
@@ -216,7 +234,9 @@ class SymbolicTimeLimit:
 
     def _expire(self, signum, frame):
         if self._armed:
-            raise SymbolicTimeout(self.seconds, self.current_step)
+            timeout = SymbolicTimeout(self.seconds, self.current_step)
+            timeout.limit = self  # which of nested limits expired
+            raise timeout
 
     def __enter__(self) -> "SymbolicTimeLimit":
         if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():

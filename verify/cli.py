@@ -72,8 +72,12 @@ def _parser() -> argparse.ArgumentParser:
 
     derive = commands.add_parser("derive", help="derive and check the dynamics of a new preference loss",
                                  description="Derive Lemma 4.1 for a preference loss f(r) (paper §7): the weight "
-                                             "-f'(r), its fixed points and the idealised model's trajectory, in text "
-                                             "and LaTeX; then check them against the torch trainers.")
+                                             "-f'(r), its fixed points and the idealised model's trajectory; then the "
+                                             "whole theorem chain with sigma(-r) replaced by -f'(r): the sandwich, the "
+                                             "envelope, tau_1, the test-margin step, the risk bound and Q_min(K), or "
+                                             "the step where the proof stops and why. Data variants (--shares, "
+                                             "--flip-rate, --weights) enter the chain. The numeric checks run the "
+                                             "torch trainers and the claim machinery on the derived statements.")
     source = derive.add_mutually_exclusive_group(required=True)
     source.add_argument("--loss", metavar="EXPR", help="f(r) in r, e.g. '(r-1)**2', 'log(1+exp(-r))', 'Max(0, 1-r)'")
     source.add_argument("--loss-type", metavar="NAME", help="TRL's loss_type: sigmoid, robust, exo_pair, hinge, ipo")
@@ -83,6 +87,16 @@ def _parser() -> argparse.ArgumentParser:
     derive.add_argument("--no-numeric", action="store_true", help="skip the numeric check")
     derive.add_argument("--sympy-time-limit", type=float, default=30.0, metavar="SECONDS",
                         help="wall-clock limit on the symbolic derivation (default 30)")
+    derive.add_argument("--route", choices=("paper", "tight"), default="paper",
+                        help="constants of the theorem chain: the paper's own proof (default) or Lemma B.2's exact "
+                             "worst case; the other route is summarised in one line")
+    derive.add_argument("--shares", metavar="P1,P2,...",
+                        help="data variant: value k gets a share p_k of the samples (at least two, each > 0, sum 1)")
+    derive.add_argument("--flip-rate", metavar="ETA", help="data variant: a fraction eta in [0, 1/2) of pairs swapped")
+    derive.add_argument("--weights", metavar="W1,W2,...",
+                        help="data variant: per-pair loss weights (TRL's sample weights), each > 0; their range counts")
+    derive.add_argument("--latex", type=Path, metavar="FILE",
+                        help="also write the derivation as a LaTeX fragment (a new file, or one this tool wrote)")
 
     scaling = commands.add_parser("scaling", help="samples per value Q_min(K) from Theorem 4.3, with a plot")
     scaling.add_argument("--delta", default="0.05", help="target risk in (0, 1) (default 0.05)")
@@ -231,6 +245,7 @@ def command_derive(args) -> int:
 
     from theory.losses import parse_loss_expression, trl_loss
     from theory.numbers import exact_rational
+    from theory.chain import chain_latex, margin_chain
     from theory.objectives import SymbolicTimeLimit, SymbolicTimeout, derive_objective
 
     if not (math.isfinite(args.sympy_time_limit) and args.sympy_time_limit > 0):
@@ -243,6 +258,11 @@ def command_derive(args) -> int:
         raise UsageError(f"--beta must be > 0 and finite, got {args.beta}")
     if args.loss is not None and args.label_smoothing is not None:
         raise UsageError("--label-smoothing applies to --loss-type only; write the smoothing into --loss")
+    data = _data_variant(args)
+    if args.latex is not None:
+        from verify.outputs import check_text_file
+
+        check_text_file(args.latex, "--latex")  # before any work, so a bad path costs nothing
     if not args.no_numeric:  # refuse a beta the numeric check cannot use before any work is done
         from verify.derive import check_numeric_beta
 
@@ -257,9 +277,12 @@ def command_derive(args) -> int:
             else:
                 smoothing = "0" if args.label_smoothing is None else args.label_smoothing
                 loss = trl_loss(args.loss_type, args.beta, smoothing)
-            derivation = derive_objective(loss, limit.step)
+            derivation = derive_objective(loss, limit.step, trajectory_seconds=args.sympy_time_limit / 3)
+            limit.step("the theorem chain")
+            chain, other = (margin_chain(loss, route, data) for route in (args.route, _OTHER_ROUTE[args.route]))
             limit.step("writing the result")
-            lines = derivation.report_lines()
+            lines = derivation.report_lines() + chain.report_lines() + [_route_summary(other)]
+            latex = chain_latex(derivation, chain, data)
     except SymbolicTimeout as timeout:
         raise UsageError(str(timeout)) from None
     except RecursionError:
@@ -270,6 +293,10 @@ def command_derive(args) -> int:
     finally:
         limit.cancel()
     print("\n".join(lines))
+    if args.latex is not None:
+        from verify.outputs import write_text_atomically
+
+        print(f"LaTeX fragment written to {write_text_atomically(args.latex, latex, '--latex')}")
     if args.no_numeric:
         return 0
     from verify.derive import check_objective
@@ -282,7 +309,62 @@ def command_derive(args) -> int:
         failed |= not check.passed
         print(f"numeric           {check.name}: max error {check.error:.2e} "
               f"(tolerance {check.tolerance:.0e}) {'ok' if check.passed else 'FAILED'}")
+    if data.is_paper:  # the claim machinery samples the paper's data model
+        from verify.chain import check_chain
+        from verify.verdicts import Status
+
+        for verdict in check_chain(chain, float(beta), args.seed):
+            failed |= verdict.status is Status.VIOLATED
+            print(f"numeric           {verdict.claim}: {verdict.status.value}; {verdict.summary}")
     return 1 if failed else 0
+
+
+_OTHER_ROUTE = {"paper": "tight", "tight": "paper"}
+
+
+def _route_summary(chain) -> str:
+    if not chain.complete:
+        return f"  {chain.route} route: stops at {chain.stopped_at}"
+    at_10 = chain.samples_per_value(10)
+    return (f"  {chain.route} route: r_L(tau_1)/r_end = {chain.values['end_ratio']}, "
+            f"kappa = {chain.values['kappa']}, Q_min(K = 10, delta = 1/20) = {at_10.Q_min}")
+
+
+def _number_list(option: str, text: str, domain: str, accept) -> list:
+    from theory.numbers import exact_rational
+
+    values = []
+    for item in text.split(","):
+        try:
+            value = exact_rational(option, item.strip())
+        except UserInputError as error:
+            raise UsageError(f"{error}; {option} takes {domain}") from None
+        if not accept(value):
+            raise UsageError(f"{option} {text}: {item.strip()} is outside the domain; {option} takes {domain}")
+        values.append(value)
+    return values
+
+
+def _data_variant(args):
+    """The --shares, --flip-rate and --weights options as a `theory.chain.DataVariant` (exact numbers)."""
+    import sympy as sp
+
+    from theory.chain import DataVariant
+
+    shares = flip = weights = None
+    if args.shares is not None:
+        domain = "at least two numbers > 0 that sum to 1, e.g. 0.7,0.2,0.1"
+        shares = _number_list("--shares", args.shares, domain, lambda p: 0 < p <= 1)
+        if len(shares) < 2 or sum(shares) != 1:
+            raise UsageError(f"--shares {args.shares}: {len(shares)} share(s) summing to {sum(shares)}; --shares takes {domain}")
+    if args.flip_rate is not None:
+        (flip,) = _number_list("--flip-rate", args.flip_rate, "one number in [0, 1/2)", lambda x: 0 <= x < sp.Rational(1, 2))
+    if args.weights is not None:
+        weights = _number_list("--weights", args.weights, "numbers > 0 and <= 1e12, e.g. 1,0.5,2",
+                               lambda x: 0 < x <= 10**12)
+    return DataVariant(shares=None if shares is None else tuple(shares), flip_rate=flip or sp.Integer(0),
+                       weight_min=min(weights) if weights else sp.Integer(1),
+                       weight_max=max(weights) if weights else sp.Integer(1))
 
 
 def command_scaling(args) -> int:

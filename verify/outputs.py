@@ -364,6 +364,53 @@ def write_file_atomically(path: Path | str, write: Callable[[Path], object], opt
     return target
 
 
+# --- text files (LaTeX fragments) ------------------------------------------------------------------------
+LATEX_MARK = f"% written by {TOOL}"
+
+
+def check_text_file(path: Path | str, option: str, suffix: str = ".tex", mark: str = LATEX_MARK) -> Path:
+    """Check that a text file may be written at `path` (a missing suffix gets `suffix`). Touches nothing.
+    Refused: a folder, a symbolic link, a missing or unwritable parent, and an existing file whose first line
+    is not `mark` (a file this tool did not write)."""
+    given = Path(path)
+    if given.is_dir():
+        _refuse(option, path, "is a folder; give a file name, e.g. " + str(given / f"derivation{suffix}"))
+    target = given if given.suffix else given.with_name(given.name + suffix)
+    if target.is_symlink():
+        _refuse(option, target, "is a symbolic link; give a new file name")
+    parent = target.resolve().parent
+    if not parent.is_dir():
+        _refuse(option, path, f"the folder {target.parent} does not exist")
+    if not _writable(parent):
+        _refuse(option, path, f"the folder {target.parent} is not writable")
+    if target.exists():
+        try:
+            with open(target, encoding="utf-8", errors="replace") as file:
+                first = file.readline().rstrip("\n")
+        except OSError as error:
+            _refuse(option, target, f"the file exists and cannot be read ({error.strerror}); choose a new name")
+        if first != mark:
+            _refuse(option, target, f"the file exists and was not written by {TOOL}; choose a new name")
+    return target
+
+
+def write_text_atomically(path: Path | str, text: str, option: str, suffix: str = ".tex", mark: str = LATEX_MARK) -> Path:
+    """`mark` + newline + text, written through a hidden sibling and renamed over the target."""
+    target = check_text_file(path, option, suffix, mark)
+    descriptor, name = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix, dir=target.parent)
+    temp = Path(name)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(mark + "\n" + text)
+        temp.chmod(0o666 & ~_umask())
+        check_text_file(path, option, suffix, mark)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return target
+
+
 # --- sweep stores -------------------------------------------------------------------------------------------
 def _store_problem(path: Path) -> tuple[str, bool] | None:
     """None for a results store; else (why not, whether it may be a store a concurrent sweep is creating)."""

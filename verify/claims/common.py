@@ -27,7 +27,7 @@ from theory.symbols import K as K_sym, beta as beta_sym, t as t_sym, tau as tau_
 from verify.symbolic import weight_function
 from verify.verdicts import (MAX_FEASIBLE_TRIALS, ProofStepTally, Status, Verdict, clopper_pearson,
                              trials_to_establish)
-from theory.losses import DPO
+from theory.losses import DPO, PreferenceLoss
 
 FLOAT_EPS = sys.float_info.epsilon  # float64's, read without importing torch
 CONFIDENCE = 0.95
@@ -74,7 +74,7 @@ def seeds_for(seed: int, trials: int) -> list[int]:
     return [seed + k for k in range(trials)]
 
 
-def initial_slopes(sample, beta: float, tau: float) -> torch.Tensor:
+def initial_slopes(sample, beta: float, tau: float, loss: PreferenceLoss = DPO) -> torch.Tensor:
     """tau dr_j/dt at t = 0 for every training sample, (B, N): one exact Lemma 4.1 step at r = 0.
 
     The margin is linear in dW, so the margin of the velocity dW/dt is dr/dt exactly.
@@ -84,18 +84,19 @@ def initial_slopes(sample, beta: float, tau: float) -> torch.Tensor:
 
     data = training_set(sample)
     zero = torch.zeros(data.batch_size, data.size, dtype=data.features.dtype)
-    velocity = -segment_gradient(data, weight_function(DPO)(zero), beta) / tau
+    velocity = -segment_gradient(data, weight_function(loss)(zero), beta) / tau
     return data.in_input_order(segment_margins(data, velocity, beta)) * tau
 
 
-def flow_with_error(sample, beta: float, tau: float, times, test=None, rtol: float = 1e-10, atol: float = 1e-12):
+def flow_with_error(sample, beta: float, tau: float, times, test=None, rtol: float = 1e-10, atol: float = 1e-12,
+                    loss: PreferenceLoss = DPO):
     """Gradient flow at (rtol, atol) plus an a-posteriori bound on its error: the difference to a run at
     100 x looser tolerances (which bounds the tighter run's error), plus the round-off of a d-term dot
     product (d eps |r|)."""
     from verify.training import gradient_flow
 
-    fine = gradient_flow(sample, beta, tau, times, test=test, rtol=rtol, atol=atol)
-    coarse = gradient_flow(sample, beta, tau, times, rtol=rtol * 100, atol=atol * 100)
+    fine = gradient_flow(sample, beta, tau, times, loss, test=test, rtol=rtol, atol=atol)
+    coarse = gradient_flow(sample, beta, tau, times, loss, rtol=rtol * 100, atol=atol * 100)
     d = sample.features.shape[2]
     scale = float(fine.train_margins.abs().max())
     error = float((coarse.train_margins - fine.train_margins).abs().max()) + d * FLOAT_EPS * scale

@@ -26,6 +26,7 @@ import mpmath
 import sympy as sp
 
 from theory.concentration import LEMMA_B1, LEMMA_C3
+from theory.losses import DPO, PreferenceLoss
 from theory.generalization import THEOREM_4_3, THEOREM_B4, THEOREM_C6, refined_exponent_after_remark
 from theory.statements import Statement
 from theory.symbols import delta as delta_sym
@@ -71,7 +72,7 @@ class TrainedModels:
 
 
 def train_and_measure(dist, Q: int, seeds: list[int], beta: float, tau: float, horizon: float,
-                      test_size: int) -> TrainedModels:
+                      test_size: int, loss: PreferenceLoss = DPO) -> TrainedModels:
     """Gradient flow on `Q` samples per cluster to `horizon`; the exact R(P) of each model and its Monte Carlo
     error count on `test_size` fresh draws."""
     from verify.exact_risk import exact_risk
@@ -79,7 +80,7 @@ def train_and_measure(dist, Q: int, seeds: list[int], beta: float, tau: float, h
 
     sample = dist.sample(seeds, Q)
     test = dist.test_set(seeds, test_size)
-    result = gradient_flow(sample, beta, tau, [0.0, horizon], test=test)
+    result = gradient_flow(sample, beta, tau, [0.0, horizon], loss, test=test)
     exact = exact_risk(dist, seeds, result.rows, result.delta_rows, beta)
     errors = (result.test_margins[:, -1] <= 0).sum(1).tolist()
     return TrainedModels(list(seeds), sample, exact, errors, test_size, result.train_margins[:, -1])
@@ -232,7 +233,8 @@ def resolve_v(statement: Statement, K: int, Q: int, d: int, v, l_b: float, token
 # --- the check --------------------------------------------------------------------------------------------
 def check_generalization(statement: Statement, claim: str, seed: int, K: int, Q: int, d: int, v, l_b: float,
                          beta: float, tau: float, tokens: str, trials: int, test_size: int, c: float, v_outside: float,
-                         epsilon=None, delta=None, Z_reading: str = "pairs"):
+                         epsilon=None, delta=None, Z_reading: str = "pairs", loss: PreferenceLoss = DPO,
+                         training: Statement | None = None, end_margin: sp.Expr = LOG3):
     from verify.data_model import DiverseValueDistribution
 
     parameters = dict(K=K, Q=Q, d=d, v=v, l_b=l_b, beta=beta, tau=tau, tokens=tokens, trials=trials,
@@ -245,11 +247,11 @@ def check_generalization(statement: Statement, claim: str, seed: int, K: int, Q:
     log_bound = log_conclusion(statement, "risk_bound", **values)
     bound = conclusion(statement, "risk_bound", **values)  # for display; log_bound decides
     probability = conclusion(statement, "success_probability", **values)
-    horizon = envelope_functions(_TRAINING[statement.name])[2](K, beta, tau)
+    horizon = envelope_functions(training or _TRAINING[statement.name])[2](K, beta, tau)
 
     seeds = seeds_for(seed, trials)
     dist = DiverseValueDistribution(K, d, v, l_b, delta=delta, tokens=layout)
-    models = train_and_measure(dist, Q, seeds, beta, tau, horizon, test_size)
+    models = train_and_measure(dist, Q, seeds, beta, tau, horizon, test_size, loss)
     above = [exceeds(x, log_bound) for x in models.log_risk]
     failures = sum(1 for a in above if a)
     first = next((s for s, a in zip(seeds, above) if a), None)
@@ -259,7 +261,7 @@ def check_generalization(statement: Statement, claim: str, seed: int, K: int, Q:
                                       "R(P) <= the risk bound")
     disagree, resolvable = monte_carlo_check(models)
     discrepancies = [f"exact risk outside the Monte Carlo {MONTE_CARLO_CONFIDENCE:.1%} interval at seeds {disagree}"] if disagree else []
-    in_range = int(((models.train_margins >= 0) & (models.train_margins <= float(LOG3))).all(1).sum())
+    in_range = int(((models.train_margins >= 0) & (models.train_margins <= float(end_margin))).all(1).sum())
 
     log10_risks = _log10_list(models.log_risk)
     details = {"log10 risk per trial": log10_risks, "log10 risk bound": log_bound / LN10,
@@ -269,14 +271,14 @@ def check_generalization(statement: Statement, claim: str, seed: int, K: int, Q:
                "measured and bound": "log10 of the largest exact risk and log10 of the bound",
                "risk bound": bound, "tau_1": horizon, "Z used": Z,
                "noise": noise,
-               "training margins in [0, log 3] at tau_1 (step 4's premise, Theorem B.3)": f"{in_range}/{trials} trials",
+               f"training margins in [0, {end_margin}] at tau_1 (step 4's premise, Theorem B.3)": f"{in_range}/{trials} trials",
                **proof_details,
                "Monte Carlo errors per trial": models.errors, "Monte Carlo test size per trial": test_size,
                "Monte Carlo resolvable trials": resolvable, "Monte Carlo disagreements (seeds)": disagree}
     tightness = {"decades below the bound (closest trial)": closest}
     if v_outside and v_outside != v:
         outside = train_and_measure(DiverseValueDistribution(K, d, v_outside, l_b, delta=delta, tokens=layout),
-                                    Q, seeds, beta, tau, horizon, test_size)
+                                    Q, seeds, beta, tau, horizon, test_size, loss)
         # the bound evaluated at the outside point (eps re-resolved to the Remark's value there)
         _, out_eps, _ = statement.resolve_noise(Q, Z, v_outside, None, 0.0)
         out_values = {**values, "v": v_outside, "epsilon": out_eps}

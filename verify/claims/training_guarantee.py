@@ -20,9 +20,9 @@ from theory.numbers import float_at_most
 from theory.statements import REMARK_EPSILON, Statement, parameter_values
 from theory.symbols import (N as N_sym, Q as Q_sym, Z as Z_sym, beta as beta_sym, d as d_sym, delta as delta_sym,
                            epsilon as epsilon_sym, l_b as l_b_sym, v as v_sym)
-from theory.training_guarantee import (LEMMA_B2, THEOREM_4_2, THEOREM_B3, THEOREM_C5, envelope_at_tau_1,
+from theory.training_guarantee import (LEMMA_B2, THEOREM_4_2, THEOREM_B3, THEOREM_C5, TRAINING_STATEMENTS, envelope_at_tau_1,
                                        envelope_slopes_from_lemma_b2, main_text_probability_from_b3, s_max, s_min)
-from theory.losses import DPO
+from theory.losses import DPO, PreferenceLoss
 from verify.claims import Claim, register
 from verify.claims.common import (CONFIDENCE, FLOAT_EPS, conclusion, decide, envelope_functions, flow_with_error,
                                   initial_slopes, seeds_for, training_footprint)
@@ -47,6 +47,8 @@ _DERIVED: dict[tuple, tuple[tuple[str, bool | None, str], ...]] = {}
 
 def derivation_checks(statement: Statement) -> tuple[tuple[str, bool | None, str], ...]:
     """The symbolic re-derivations behind a training statement (theory/training_guarantee.py item 2)."""
+    if statement not in TRAINING_STATEMENTS:
+        return ()  # a statement of theory/chain.py: its chain is its derivation
     key = _derivation_key(statement)
     if key not in _DERIVED:
         results = [envelope_at_tau_1(statement)]
@@ -59,14 +61,14 @@ def derivation_checks(statement: Statement) -> tuple[tuple[str, bool | None, str
 
 
 # --- the proof step: Lemma B.2's sandwich on the event of Lemma B.1 -----------------------------------------
-def margin_velocity(sample, margins, beta: float, tau: float):
+def margin_velocity(sample, margins, beta: float, tau: float, loss: PreferenceLoss = DPO):
     """tau dr_j/dt at the given margins (B, T, N) of every training sample, from Lemma 4.1 exactly:
     the margin of the velocity dW/dt = -grad L / tau at weights w(r) (the `initial_slopes` step at any time)."""
     import torch
     from verify.training import segment_gradient, segment_margins, training_set
 
     data = training_set(sample)
-    weight = weight_function(DPO)
+    weight = weight_function(loss)
     slopes = []
     for k in range(margins.shape[1]):
         stored = margins[:, k] if data.order is None else margins[:, k][:, data.order]
@@ -98,19 +100,19 @@ def event_half_width(event: Statement, epsilon, v: float, Z: int) -> float:
 
 
 def proof_step(statement: Statement, sample, margins, outside, beta: float, tau: float, Z: int, epsilon,
-               seeds) -> tuple[ProofStepTally, dict, dict]:
+               seeds, loss: PreferenceLoss = DPO) -> tuple[ProofStepTally, dict, dict]:
     """Per trial: E (the event of the theorem's proof at its epsilon), Lemma B.2's sandwich at every recorded
     time, and the envelope; the tally counts trials with E and a failed conclusion."""
     import torch
     from verify.data_model import concentration_events
 
     dist = sample.distribution
-    event = PROOF_EVENT[statement.name]
+    event = PROOF_EVENT.get(statement.name, LEMMA_B1)
     width = event_half_width(event, epsilon, dist.v, Z)
     held = concentration_events(sample, 1.0, width, printed_centres=True)["all"]  # epsilon unused with a width
 
-    slopes = margin_velocity(sample, margins, beta, tau)  # (B, T, N)
-    weights = weight_function(DPO)(margins)  # sigma(-r): Lemma B.2's s_min, s_max are their extremes over k
+    slopes = margin_velocity(sample, margins, beta, tau, loss)  # (B, T, N)
+    weights = weight_function(loss)(margins)  # sigma(-r): Lemma B.2's s_min, s_max are their extremes over k
     low_w, high_w = weights.amin(2), weights.amax(2)  # (B, T)
     Q, (B, T, N), d = sample.per_cluster, slopes.shape, dist.d
     lower_f, upper_f = _sandwich_functions(LEMMA_B2.conclusions["lower_rate"], LEMMA_B2.conclusions["upper_rate"],
@@ -151,7 +153,7 @@ def proof_step(statement: Statement, sample, margins, outside, beta: float, tau:
 
 
 # --- the measurement ------------------------------------------------------------------------------------
-def _envelope_run(dist, Q, seeds, beta, tau, statement, grid):
+def _envelope_run(dist, Q, seeds, beta, tau, statement, grid, loss: PreferenceLoss = DPO):
     """Flow to tau_1; per trial: inside the envelope? plus slopes and end margins."""
     import torch
 
@@ -160,12 +162,12 @@ def _envelope_run(dist, Q, seeds, beta, tau, statement, grid):
     horizon = tau_1(K, beta, tau)
     times = torch.linspace(0.0, horizon, grid, dtype=torch.float64)
     sample = dist.sample(seeds, Q)
-    result, error = flow_with_error(sample, beta, tau, times)
+    result, error = flow_with_error(sample, beta, tau, times, loss=loss)
     margins = result.train_margins  # (B, T, N)
     lower = torch.tensor([r_L(K, beta, tau, float(s)) for s in times], dtype=torch.float64)[None, :, None]
     upper = torch.tensor([r_U(K, beta, tau, float(s)) for s in times], dtype=torch.float64)[None, :, None]
     outside = ((margins < lower - error) | (margins > upper + error)).flatten(1).any(1)
-    slopes = initial_slopes(sample, beta, tau)
+    slopes = initial_slopes(sample, beta, tau, loss)
     end = margins[:, -1]
     return dict(outside=outside, error=error, horizon=horizon, end_min=float(end.min()), end_max=float(end.max()),
                 end_L=r_L(K, beta, tau, horizon), end_U=r_U(K, beta, tau, horizon),
@@ -236,7 +238,7 @@ def statement_setting(statement: Statement, K: int, Q: int, d: int, v, l_b: floa
 
 def check_training_guarantee(statement: Statement, claim: str, seed: int, K: int, Q: int, d: int, v, l_b: float,
                              beta: float, tau: float, tokens: str, trials: int, c: float, v_outside: float,
-                             grid: int, epsilon=None, delta=None, Z_reading: str = "pairs"):
+                             grid: int, epsilon=None, delta=None, Z_reading: str = "pairs", loss: PreferenceLoss = DPO):
     from verify.data_model import DiverseValueDistribution, token_layout
 
     parameters = dict(K=K, Q=Q, d=d, v=v, l_b=l_b, beta=beta, tau=tau, tokens=tokens, trials=trials, c=c,
@@ -254,7 +256,7 @@ def check_training_guarantee(statement: Statement, claim: str, seed: int, K: int
 
     seeds = seeds_for(seed, trials)
     dist = DiverseValueDistribution(K, d, v, l_b, delta=delta, tokens=layout)
-    run = _envelope_run(dist, Q, seeds, beta, tau, statement, grid)
+    run = _envelope_run(dist, Q, seeds, beta, tau, statement, grid, loss)
     failures = int(run["outside"].sum())
     first = seeds[int(run["outside"].nonzero()[0])] if failures else None
     tightness = _ratios(run)
@@ -265,13 +267,13 @@ def check_training_guarantee(statement: Statement, claim: str, seed: int, K: int
     if v_choice:
         details["v choice"] = v_choice
     tally, step_details, step_tightness = proof_step(statement, run["sample"], run["margins"], run["outside"], beta,
-                                                     tau, Z, epsilon, seeds)
+                                                     tau, Z, epsilon, seeds, loss)
     details.update(step_details)
     tightness.update(step_tightness)
     # Just outside: the same draws at a fixed noise v_outside (e.g. v independent of Q).
     if v_outside and v_outside != v:
         outside_dist = DiverseValueDistribution(K, d, v_outside, l_b, delta=delta, tokens=layout)
-        out = _envelope_run(outside_dist, Q, seeds, beta, tau, statement, grid)
+        out = _envelope_run(outside_dist, Q, seeds, beta, tau, statement, grid, loss)
         tightness.update(_ratios(out, f"v={v_outside:g}: "))
         tightness[f"v={v_outside:g}: trials outside the envelope"] = int(out["outside"].sum())
         details["outside assumptions"] = {"v": v_outside, "unmet": statement.unmet_among({**values, "v": v_outside})}
