@@ -11,6 +11,7 @@ import pytest
 import sympy as sp
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+import theory.chain
 import theory.objectives
 import verify.derive
 from theory.losses import MAX_DEPTH, MAX_NODES, parse_loss_expression, trl_loss
@@ -74,9 +75,9 @@ BAD_INPUT = [
     (("--loss", "r/0"), ("undefined",)),
     (("--loss", "log(0) + r"), ("undefined",)),
     (("--loss", "r", "--label-smoothing", "0.1"), ("--label-smoothing", "--loss-type only")),
-    (("--loss-type", "sigmoid", "--label-smoothing", "nan"), ("label_smoothing", "not finite", "[0, 1/2)")),
-    (("--loss-type", "sigmoid", "--label-smoothing", "0.5"), ("label_smoothing", "[0, 1/2)")),
-    (("--loss-type", "sigmoid", "--label-smoothing", "1e-400"), ("label_smoothing", "smallest normal float64")),
+    (("--loss-type", "cdpo", "--label-smoothing", "nan"), ("label_smoothing", "not finite", "[0, 1/2)")),
+    (("--loss-type", "cdpo", "--label-smoothing", "0.5"), ("label_smoothing", "[0, 1/2)")),
+    (("--loss-type", "cdpo", "--label-smoothing", "1e-400"), ("label_smoothing", "smallest normal float64")),
     (("--loss-type", "sigmoid", "--beta", "nan"), ("--beta", "not finite")),
     (("--loss", "r", "--beta", "nan"), ("--beta", "not finite")),
     (("--loss", "r", "--beta", "inf"), ("--beta", "not finite")),
@@ -114,10 +115,10 @@ def test_numbers_are_exact_as_typed():
     assert parse_loss_expression("0.1*(r-1)**2").f == (r - 1) ** 2 / 10
     assert parse_loss_expression("1_000.5*r").f == sp.Rational(2001, 2) * r
     smoothing = sp.Rational(Fraction(0.1))  # a Python float keeps its binary value ...
-    assert trl_loss("sigmoid", 0.1, 0.1).f == trl_loss("sigmoid", "0.1", smoothing).f
-    assert trl_loss("sigmoid", "0.1", "0.1").f != trl_loss("sigmoid", 0.1, 0.1).f  # ... text its decimal one
+    assert trl_loss("cdpo", 0.1, 0.1).f == trl_loss("cdpo", "0.1", smoothing).f
+    assert trl_loss("cdpo", "0.1", "0.1").f != trl_loss("cdpo", 0.1, 0.1).f  # ... text its decimal one
     with pytest.raises(ValueError, match="label_smoothing = .nan. is not finite"):
-        trl_loss("sigmoid", 0.1, float("nan"))
+        trl_loss("cdpo", 0.1, float("nan"))
 
 
 # --- what sympy cannot solve is a result ---------------------------------------------------------------
@@ -126,7 +127,7 @@ UNSOLVABLE = [
     ("--loss", "tanh(-r)"),
     ("--loss", "-0.9*log(sigmoid(r)) - 0.1*log(sigmoid(-r))"),
     ("--loss-type", "robust", "--label-smoothing", "0.1"),
-    ("--loss-type", "sigmoid", "--label-smoothing", "0.1"),
+    ("--loss-type", "cdpo", "--label-smoothing", "0.1"),
 ]
 
 
@@ -138,8 +139,8 @@ def test_losses_without_a_closed_form_are_a_result(capsys, args):
     assert "LaTeX:" in out
 
 
-def test_smoothed_sigmoid_fixed_point_and_real_implicit_relation(capsys):
-    status, out, _ = derive(capsys, "--loss-type", "sigmoid", "--label-smoothing", "0.1", "--no-numeric")
+def test_cdpo_fixed_point_and_real_implicit_relation(capsys):
+    status, out, _ = derive(capsys, "--loss-type", "cdpo", "--label-smoothing", "0.1", "--no-numeric")
     assert status == 0
     assert "w(r) = 0 at r in {log(9)}" in out  # sigma(r)/sigma(-r) = e^r = (1 - 1/10)/(1/10)
     relation = next(line for line in out.splitlines() if "implicit relation" in line)
@@ -159,8 +160,10 @@ def test_unsolved_fixed_points_are_reported_not_raised(capsys, monkeypatch):
 def test_numeric_check_runs_for_a_loss_without_closed_form(capsys):
     status, out, lines = derive(capsys, "--loss", "tanh(-r)")
     assert status == 0, lines
-    numeric = [line for line in out.splitlines() if line.startswith("numeric")]
-    assert len(numeric) == 1 and numeric[0].endswith(" ok")  # Lemma 4.1 only: no closed form to compare
+    solver = [line for line in out.splitlines() if line.startswith("numeric") and "max error" in line]
+    assert len(solver) == 1 and solver[0].endswith(" ok")  # Lemma 4.1 only: no closed form to compare
+    chain = [line for line in out.splitlines() if line.startswith("numeric           chain:")]
+    assert len(chain) == 2 and not any(": violated;" in line for line in chain)  # the chain's 4.2 and 4.3
 
 
 def test_numeric_check_a_solver_cannot_do_is_not_run_rather_than_a_crash(capsys, monkeypatch):
@@ -174,20 +177,35 @@ def test_numeric_check_a_solver_cannot_do_is_not_run_rather_than_a_crash(capsys,
 
 
 # --- the time limit --------------------------------------------------------------------------------------
-def test_time_limit_ends_a_slow_derivation_in_one_line(capsys):
+def test_a_slow_trajectory_is_reported_and_the_derivation_goes_on(capsys):
     limit, handler = 1, signal.getsignal(signal.SIGALRM)
     started = time.monotonic()
-    # sympy's solve runs for minutes on this one (solving the antiderivative for r).
+    # sympy's solve runs for minutes on this one (solving the antiderivative for r); the trajectory, the one
+    # optional result, gets a third of the limit and the chain goes on without it.
     status, out, lines = derive(capsys, "--loss", "(exp(r)**8)**8", "--no-numeric", "--sympy-time-limit", str(limit))
     assert time.monotonic() - started <= limit + 2
-    assert_one_line_error(status, lines, f"sympy did not finish in {limit} s: ")
-    assert out == ""  # nothing half-printed
+    assert status == 0 and lines == [], lines
+    assert "no closed form found within 0.333333 s of sympy" in out and "theorem chain" in out
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # and no alarm left behind
     assert signal.getsignal(signal.SIGALRM) is handler
 
 
+def test_time_limit_ends_a_slow_derivation_in_one_line(capsys, monkeypatch):
+    handler = signal.getsignal(signal.SIGALRM)
+
+    def slow_chain(*args, **kwargs):
+        time.sleep(30)
+
+    monkeypatch.setattr(theory.chain, "margin_chain", slow_chain)
+    status, out, lines = derive(capsys, "--loss", "(r-1)**2", "--no-numeric", "--sympy-time-limit", "1")
+    assert_one_line_error(status, lines, "sympy did not finish in 1 s: the theorem chain")
+    assert out == ""  # nothing half-printed
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is handler
+
+
 def test_time_limit_names_the_step(capsys, monkeypatch):
-    def sleeping(loss, step=lambda name: None):
+    def sleeping(loss, step=lambda name: None, **options):
         step("the fixed points w(r) = 0")
         time.sleep(30)
 

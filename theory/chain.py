@@ -30,7 +30,7 @@ sandwich too wide for the lower slope or the test-margin drift to stay positive.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import mpmath
 import sympy as sp
@@ -275,23 +275,33 @@ class DataVariant:
 
     shares: tuple[sp.Rational, ...] | None = None
     flip_rate: sp.Rational = sp.Integer(0)
-    weight_min: sp.Rational = sp.Integer(1)
-    weight_max: sp.Rational = sp.Integer(1)
+    pair_weights: tuple[sp.Rational, ...] | None = None  # the loss weights that occur; their range counts
+
+    @property
+    def weight_min(self) -> sp.Rational:
+        return sp.Integer(1) if self.pair_weights is None else min(self.pair_weights)
+
+    @property
+    def weight_max(self) -> sp.Rational:
+        return sp.Integer(1) if self.pair_weights is None else max(self.pair_weights)
 
     @property
     def is_paper(self) -> bool:
-        return self.shares is None and self.flip_rate == 0 and self.weight_min == self.weight_max == 1
+        return self.shares is None and self.flip_rate == 0 and self.pair_weights is None
 
     def effective_weight(self, weight: sp.Expr) -> sp.Expr:
-        """The expected drive of a pair under flips: (1 - eta) w(r) - eta w(-r) (a swapped pair has margin -r
-        and its gradient reversed)."""
-        eta = self.flip_rate
-        return weight if eta == 0 else (1 - eta) * weight - eta * weight.subs(r, -r)
+        """The expected drive of a pair under flips, (1 - eta) w(r) - eta w(-r): derived by the chain rule on a
+        clean pair and its swapped copy (`theory.data_variants.flipped_pair_weight`)."""
+        if self.flip_rate == 0:
+            return weight
+        return sum(c * part for c, part in _flip_terms(weight, self.flip_rate))
 
     def interference_weight(self, weight: sp.Expr) -> sp.Expr:
-        """A bound on |drive| of a pair, which the interference terms sum: (1 - eta)|w(r)| + eta|w(-r)|."""
-        eta = self.flip_rate
-        return weight if eta == 0 else (1 - eta) * weight + eta * weight.subs(r, -r)
+        """A bound on the |drive| of a pair, which the interference terms sum: the same terms with their
+        coefficients taken in absolute value, (1 - eta) w(r) + eta w(-r) for w >= 0."""
+        if self.flip_rate == 0:
+            return weight
+        return sum(abs(c) * part for c, part in _flip_terms(weight, self.flip_rate))
 
     def describe(self) -> str:
         parts = []
@@ -299,12 +309,59 @@ class DataVariant:
             parts.append("shares " + ", ".join(str(p) for p in self.shares))
         if self.flip_rate:
             parts.append(f"flip rate {self.flip_rate}")
-        if (self.weight_min, self.weight_max) != (1, 1):
+        if self.pair_weights is not None:
             parts.append(f"pair weights in [{self.weight_min}, {self.weight_max}]")
         return "; ".join(parts) or "the paper's data"
 
 
 PAPER_DATA = DataVariant()
+
+
+@lru_cache(maxsize=None)
+def _flipped_pair_weight() -> sp.Expr:
+    from theory.data_variants import flipped_pair_weight
+
+    return flipped_pair_weight()
+
+
+def _flip_terms(weight: sp.Expr, eta: sp.Expr) -> list[tuple[sp.Expr, sp.Expr]]:
+    """(coefficient at eta, w(+-r)) for each term of the derived expected weight."""
+    from theory.data_variants import flip_rate, generic_weight
+
+    expected = sp.expand(_flipped_pair_weight())
+    terms = []
+    for sign in (1, -1):
+        coefficient = expected.coeff(generic_weight(sign * r)).subs(flip_rate, eta)
+        terms.append((coefficient, weight.subs(r, sign * r)))
+    return terms
+
+
+def variant_step(weight: sp.Expr, data: DataVariant) -> ChainStep:
+    """Lemma 4.1 in the idealised model under the variant (`theory.data_variants`, derived from the group sum)."""
+    from theory.data_variants import (derive_label_noise, derive_pair_weights, derive_unequal_shares, flip_rate,
+                                      share)
+
+    results: dict[str, sp.Expr] = {}
+    checked = []
+    if data.shares is not None:
+        shares = derive_unequal_shares(weight)
+        results["tau dr_k/dt (value k, share p_k)"] = shares.rate
+        results["slowest value's time to a margin / fastest's"] = sp.simplify(
+            shares.time_ratio.subs(share, max(data.shares)) / shares.time_ratio.subs(share, min(data.shares)))
+        checked.append(shares.holds)
+    if data.flip_rate:
+        noise = derive_label_noise(weight)
+        results["expected weight (1 - eta) w(r) - eta w(-r)"] = noise.expected_weight.subs(flip_rate, data.flip_rate)
+        fixed = [sp.simplify(p.subs(flip_rate, data.flip_rate)) for p in noise.fixed_points]
+        results["fixed point r* (the margin saturates)"] = fixed[0] if len(fixed) == 1 else sp.FiniteSet(*fixed)
+        checked.append(noise.holds if hasattr(noise, "holds") else all(x == 0 for x in noise.residuals.values()))
+    if data.pair_weights is not None:
+        weights = derive_pair_weights(weight)
+        results["tau dr_k/dt (mean pair weight wbar_k)"] = weights.rate
+        checked.append(weights.holds)
+    return ChainStep(f"data variant (Lemma 4.1, idealised model): {data.describe()}", results, all(checked),
+                     "derived from Eq. (3)'s sum over groups of samples" if all(checked)
+                     else "a derivation of theory/data_variants.py has a nonzero residual")
 
 
 def margin_chain(loss: PreferenceLoss, route: str = "paper", data: DataVariant = PAPER_DATA) -> TheoremChain:
@@ -320,6 +377,8 @@ def margin_chain(loss: PreferenceLoss, route: str = "paper", data: DataVariant =
     w = data.effective_weight(loss.weight)
     steps: list[ChainStep] = []
     values: dict[str, sp.Expr] = {}
+    if not data.is_paper:
+        steps.append(variant_step(loss.weight, data))
 
     def stop(name, results, note):
         steps.append(ChainStep(name, results, False, note))
