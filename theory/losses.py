@@ -3,6 +3,9 @@
 Lemma 4.1 holds for every f with sigma(-r_i) replaced by the weight -f'(r_i). A loss is stored as its
 expression f(r); the weight is derived from it with sympy, never typed.
 
+TRL's loss types (`trl_loss`) follow TRL 1.16.0: the margin types here, the types that are functions of
+(r_w, r_l) separately in `theory.pair_losses`.
+
 Subgradient convention: at a kink, the weight takes the value that torch's autograd produces for the
 same expression, i.e. Heaviside(0) = 0 (as relu'(0) = 0) and sign(0) = 0. For SLiC this gives
 -f'(r) = 1[r < 1].
@@ -10,6 +13,7 @@ same expression, i.e. Heaviside(0) = 0 (as relu'(0) = 0) and sign(0) = 0. For SL
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import sys
 from dataclasses import dataclass
@@ -35,6 +39,28 @@ def apply_subgradient_convention(expr: sp.Expr) -> sp.Expr:
     return expr.replace(lambda e: isinstance(e, sp.Heaviside), lambda e: sp.Heaviside(e.args[0], 0))
 
 
+class NoUsableDerivative(ValueError):
+    """sympy's derivative is unevaluated or a distribution; the caller names the loss."""
+
+
+# simplify() costs up to a second per loss; equal expressions (the same TRL type at another beta, sigmoid and
+# sigmoid_norm) share one result.
+@functools.lru_cache(maxsize=256)
+def derived_weight(f: sp.Expr, variable: sp.Symbol, sign: int) -> sp.Expr:
+    """sign * df/d(variable), with the subgradient convention of this module, simplified where that is safe."""
+    derivative = sp.diff(f, variable)
+    if derivative.has(sp.Derivative, sp.Subs, sp.DiracDelta):
+        raise NoUsableDerivative(str(derivative))
+    weight = apply_subgradient_convention(sign * derivative)
+    # simplify() would rewrite sign/Heaviside kinks into Piecewise forms that hide the convention.
+    if weight.has(sp.sign, sp.Heaviside, sp.Abs, sp.Piecewise):
+        return weight
+    try:
+        return sp.simplify(weight)
+    except SYMPY_GAVE_UP:
+        return weight
+
+
 @dataclass(frozen=True)
 class PreferenceLoss:
     """A per-sample loss f(r) of the reward margin r, and the weight -f'(r) that drives Lemma 4.1."""
@@ -45,17 +71,10 @@ class PreferenceLoss:
     @cached_property
     def weight(self) -> sp.Expr:
         """-f'(r), with the subgradient convention of this module (simplified once, then kept)."""
-        derivative = sp.diff(self.f, r)
-        if derivative.has(sp.Derivative, sp.Subs, sp.DiracDelta):
-            raise UserInputError(f"loss {self.name!r}: f(r) = {self.f} has no usable derivative in r (got {derivative})")
-        weight = apply_subgradient_convention(-derivative)
-        # simplify() would rewrite sign/Heaviside kinks into Piecewise forms that hide the convention.
-        if weight.has(sp.sign, sp.Heaviside, sp.Abs, sp.Piecewise):
-            return weight
         try:
-            return sp.simplify(weight)
-        except SYMPY_GAVE_UP:
-            return weight
+            return derived_weight(self.f, r, -1)
+        except NoUsableDerivative as error:
+            raise UserInputError(f"loss {self.name!r}: f(r) = {self.f} has no usable derivative in r (got {error})") from None
 
     def latex(self) -> str:
         return rf"f(r) = {sp.latex(self.f)},\qquad -f'(r) = {sp.latex(self.weight)}"
@@ -296,9 +315,39 @@ def parse_loss_expression(text: str, name: str | None = None) -> PreferenceLoss:
 
 
 # --- TRL's loss types -------------------------------------------------------------------------
-# TRL's DPOTrainer applies beta to the unscaled log-ratio difference h, while the paper's margin is
-# already r = beta * h. Each TRL loss is therefore rewritten with h = r / beta; only the loss types
-# that are a function of the margin alone belong to the GPO family.
+# The definitions followed are those of TRL 1.16.0 (`DPOTrainer._compute_loss` in trl/trainer/dpo_trainer.py,
+# defaults from `DPOConfig`); tests/test_trl_parity.py runs that code against the translations below.
+# TRL applies beta to the unscaled log-ratios h_s = log pi(y_s)/pi_ref(y_s), while the paper's margin is
+# already r = beta * (h_w - h_l). Each margin loss is therefore rewritten with h = r / beta, and each pair
+# loss with r_s = beta * h_s (theory/pair_losses.py). Completions are one token long, as everywhere in the
+# paper's model: TRL's 'ipo' and 'sigmoid_norm' divide each h_s by its completion length, which is then 1.
+TRL_VERSION = "1.16.0"
+
+# Functions of the margin alone (the GPO family of §7). 'cdpo' is not a TRL 1.16 type: it is the conservative
+# DPO of Mitchell (2023), -(1-eps) log sigma(r) - eps log sigma(-r), which TRL <= 0.28 built from 'sigmoid'
+# with label_smoothing = eps and TRL 1.16 computes only inside 'aot'.
+TRL_MARGIN_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust", "exo_pair", "discopop", "sigmoid_norm")
+MARGIN_LOSS_TYPES = TRL_MARGIN_LOSS_TYPES + ("cdpo",)
+TRL_GPO_LOSS_TYPES = MARGIN_LOSS_TYPES  # the earlier name of the margin types
+# Functions of (r_w, r_l) separately: `theory.pair_losses.PairLoss`.
+PAIR_LOSS_TYPES = ("nca_pair", "bco_pair", "sppo_hard", "apo_zero", "apo_down")
+LOSS_TYPES = MARGIN_LOSS_TYPES + PAIR_LOSS_TYPES
+# TRL 1.16's remaining types, and why no per-sample loss of the rewards describes them.
+UNMODELLED_LOSS_TYPES = {
+    "sft": "it is not a preference loss: it trains the chosen likelihood only and never sees the rejected response",
+    "aot": "it sorts log-ratio differences across the batch, so a sample's loss depends on other samples' margins",
+    "aot_unpaired": "it sorts chosen and rejected log-ratios across the batch separately, so a sample's loss "
+                    "depends on other samples' rewards",
+}
+# Which types read label_smoothing (eps), and the eps each accepts.
+LABEL_SMOOTHING_DOMAINS = {
+    "robust": "a finite number in [0, 1/2)",  # the flip rate of Robust DPO; TRL 1.16 warns outside [0, 0.5)
+    "cdpo": "a finite number in [0, 1/2)",
+    "exo_pair": "a finite number in (0, 1)",  # TRL 1.16 raises at 0; log(eps) and log(1 - eps) need 0 < eps < 1
+}
+DISCOPOP_TAU_DEFAULT = "0.05"  # DPOConfig.discopop_tau in TRL 1.16 (read as the decimal 1/20)
+
+
 def _exact_parameter(name: str, value, domain: str) -> sp.Rational:
     try:
         return exact_rational(name, value)
@@ -306,45 +355,102 @@ def _exact_parameter(name: str, value, domain: str) -> sp.Rational:
         raise UserInputError(f"{error}; {name} must be {domain}") from None
 
 
-def trl_loss(loss_type: str, beta_value, label_smoothing=0) -> PreferenceLoss:
-    """TRL's per-sample loss for `loss_type` as f(r), with r the paper's margin (r = beta * h).
+def _check_float_range(name: str, value: sp.Rational, given) -> None:
+    # TRL holds every parameter as float64; a value outside the normal range has no faithful float64 and,
+    # taken exactly, would fill the formulas with thousand-digit numbers.
+    if value != 0 and value < _SMALLEST_NORMAL:
+        raise UserInputError(f"{name} = {given} is below the smallest normal float64 ({sys.float_info.min:.1e})")
+    if value > _LARGEST_FLOAT:
+        raise UserInputError(f"{name} = {given} is above the largest float64 ({sys.float_info.max:.1e})")
 
-    beta and label_smoothing are taken exactly (see `theory.numbers.exact_rational`: text keeps the decimal
-    typed, '0.1' is 1/10; a float keeps its binary value); beta > 0, 0 <= label_smoothing < 1/2, both finite.
+
+def _smoothing_users() -> str:
+    return ", ".join(LABEL_SMOOTHING_DOMAINS)
+
+
+def check_loss_type(loss_type) -> str:
+    """`loss_type` if this module translates it; else a one-line UserInputError saying why not."""
+    if loss_type in UNMODELLED_LOSS_TYPES:
+        raise UserInputError(f"TRL loss type {loss_type!r} is outside the model: {UNMODELLED_LOSS_TYPES[loss_type]}")
+    if loss_type not in LOSS_TYPES:
+        raise UserInputError(f"unknown loss type {_shown(repr(loss_type))}; margin types: {', '.join(MARGIN_LOSS_TYPES)}; "
+                             f"pair types: {', '.join(PAIR_LOSS_TYPES)}")
+    return loss_type
+
+
+def trl_parameters(loss_type: str, beta_value, label_smoothing=0, discopop_tau=None) -> tuple[sp.Rational, sp.Rational, sp.Rational | None]:
+    """(beta, eps, tau) as exact rationals, each checked against what TRL 1.16 means for `loss_type`.
+
+    A parameter the type does not read is refused unless it is 0 (label_smoothing) or not given (discopop_tau):
+    a setting without effect is an error, never silence.
     """
-    if loss_type not in TRL_GPO_LOSS_TYPES:
-        raise UserInputError(
-            f"TRL loss type {loss_type!r} is not a function of the margin alone; GPO types: {', '.join(TRL_GPO_LOSS_TYPES)}"
-        )
+    check_loss_type(loss_type)
     b = _exact_parameter("beta", beta_value, "a finite number > 0")
-    eps = _exact_parameter("label_smoothing", label_smoothing, "a finite number in [0, 1/2)")
     if not b > 0:
         raise UserInputError(f"beta must be > 0, got {beta_value}")
-    if not 0 <= eps < sp.Rational(1, 2):
-        raise UserInputError(f"label_smoothing must be in [0, 1/2), got {label_smoothing}")
-    # TRL holds both as float64; a value outside the normal range has no faithful float64 and, taken
-    # exactly, would fill the formulas with thousand-digit numbers.
-    for name, value, given in (("beta", b, beta_value), ("label_smoothing", eps, label_smoothing)):
-        if value != 0 and value < _SMALLEST_NORMAL:
-            raise UserInputError(f"{name} = {given} is below the smallest normal float64 ({sys.float_info.min:.1e})")
-        if value > _LARGEST_FLOAT:
-            raise UserInputError(f"{name} = {given} is above the largest float64 ({sys.float_info.max:.1e})")
+    _check_float_range("beta", b, beta_value)
+    domain = LABEL_SMOOTHING_DOMAINS.get(loss_type, "0")
+    eps = _exact_parameter("label_smoothing", label_smoothing, domain)
+    if loss_type not in LABEL_SMOOTHING_DOMAINS:
+        if eps != 0:
+            hint = " (TRL <= 0.28's smoothed sigmoid is the loss type 'cdpo')" if loss_type == "sigmoid" else ""
+            raise UserInputError(f"label_smoothing = {label_smoothing} has no effect on TRL {TRL_VERSION}'s {loss_type!r} loss; "
+                                 f"only {_smoothing_users()} use it{hint}")
+    elif loss_type == "exo_pair" and not 0 < eps < 1:
+        raise UserInputError(f"label_smoothing must be in (0, 1) for 'exo_pair' (TRL {TRL_VERSION} raises at 0; "
+                             f"the EXO paper recommends 1e-3), got {label_smoothing}")
+    elif loss_type != "exo_pair" and not 0 <= eps < sp.Rational(1, 2):
+        raise UserInputError(f"label_smoothing must be in [0, 1/2) for {loss_type!r}, got {label_smoothing}")
+    _check_float_range("label_smoothing", eps, label_smoothing)
+    tau_value = None
+    if loss_type == "discopop":
+        given = DISCOPOP_TAU_DEFAULT if discopop_tau is None else discopop_tau
+        tau_value = _exact_parameter("discopop_tau", given, "a finite number > 0")
+        if not tau_value > 0:
+            raise UserInputError(f"discopop_tau must be > 0, got {given}")
+        _check_float_range("discopop_tau", tau_value, given)
+    elif discopop_tau is not None:
+        raise UserInputError(f"discopop_tau = {discopop_tau} has no effect on the {loss_type!r} loss; only discopop uses it")
+    return b, eps, tau_value
+
+
+def logsigmoid(x: sp.Expr) -> sp.Expr:
+    return sp.log(sigmoid(x))
+
+
+def trl_loss(loss_type: str, beta_value, label_smoothing=0, discopop_tau=None) -> PreferenceLoss:
+    """TRL 1.16's per-sample loss for a margin type (`MARGIN_LOSS_TYPES`), as f(r) with r = beta * h the
+    paper's margin. The pair types (`PAIR_LOSS_TYPES`) are `theory.pair_losses.trl_pair_loss`; they, the types
+    of `UNMODELLED_LOSS_TYPES` and unknown names are a one-line UserInputError here.
+
+    beta, label_smoothing and discopop_tau are taken exactly (see `theory.numbers.exact_rational`: text keeps
+    the decimal typed, '0.1' is 1/10; a float keeps its binary value). label_smoothing is read by 'robust'
+    (the flip rate, [0, 1/2)), 'cdpo' ([0, 1/2)) and 'exo_pair' ((0, 1)); any other type needs it 0.
+    discopop_tau (default DPOConfig's 0.05) is read by 'discopop' only.
+    """
+    if loss_type in PAIR_LOSS_TYPES:
+        raise UserInputError(f"TRL loss type {loss_type!r} is a function of (r_w, r_l), not of the margin alone: it has "
+                             f"individual-reward dynamics (theory.pair_losses), not a margin chain; "
+                             f"margin types: {', '.join(MARGIN_LOSS_TYPES)}")
+    b, eps, discopop_temperature = trl_parameters(loss_type, beta_value, label_smoothing, discopop_tau)
     h = r / b
-    logsig = lambda x: sp.log(sigmoid(x))
-    if loss_type == "sigmoid":
-        f = -(1 - eps) * logsig(b * h) - eps * logsig(-b * h)
+    if loss_type in ("sigmoid", "sigmoid_norm"):  # sigmoid_norm divides h by the completion length, here 1
+        f = -logsigmoid(b * h)
+    elif loss_type == "cdpo":
+        f = -(1 - eps) * logsigmoid(b * h) - eps * logsigmoid(-b * h)
     elif loss_type == "robust":
-        f = (-(1 - eps) * logsig(b * h) + eps * logsig(-b * h)) / (1 - 2 * eps)
+        f = (-(1 - eps) * logsigmoid(b * h) + eps * logsigmoid(-b * h)) / (1 - 2 * eps)
     elif loss_type == "exo_pair":
-        eps = eps if eps != 0 else sp.Rational(1, 1000)  # TRL replaces 0 by 1e-3
-        f = sigmoid(b * h) * (logsig(b * h) - sp.log(1 - eps)) + sigmoid(-b * h) * (logsig(-b * h) - sp.log(eps))
+        f = sigmoid(b * h) * (logsigmoid(b * h) - sp.log(1 - eps)) + sigmoid(-b * h) * (logsigmoid(-b * h) - sp.log(eps))
     elif loss_type == "hinge":
         f = sp.Max(0, 1 - b * h)
+    elif loss_type == "discopop":
+        modulation = sigmoid(b * h / discopop_temperature)
+        f = -logsigmoid(b * h) * (1 - modulation) + sp.exp(-b * h) * modulation
     else:  # ipo
         f = (h - 1 / (2 * b)) ** 2
     return PreferenceLoss(f"trl-{loss_type}", f)
 
 
-TRL_GPO_LOSS_TYPES = ("sigmoid", "robust", "exo_pair", "hinge", "ipo")
 _SMALLEST_NORMAL = sp.Rational(Fraction(sys.float_info.min))
 _LARGEST_FLOAT = sp.Rational(Fraction(sys.float_info.max))

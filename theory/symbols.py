@@ -5,6 +5,8 @@ beta = sp.Symbol("beta", positive=True)  # DPO temperature
 tau = sp.Symbol("tau", positive=True)  # inverse learning rate of the gradient flow
 t = sp.Symbol("t", nonnegative=True)  # training time
 r = sp.Symbol("r", real=True)  # a reward margin
+r_w = sp.Symbol("r_w", real=True)  # reward of the preferred response, beta log pi(y_w)/pi_ref(y_w)
+r_l = sp.Symbol("r_l", real=True)  # reward of the rejected response, beta log pi(y_l)/pi_ref(y_l)
 
 K = sp.Symbol("K", integer=True, positive=True)  # number of values (cluster pairs)
 Q = sp.Symbol("Q", integer=True, positive=True)  # samples per cluster
