@@ -13,6 +13,11 @@ Z (§1.5) is "the maximum number of times a token appears across all preference 
 item 2 leaves open whether that counts pairs or clusters; both are reported. Every pair's two clusters
 use the same two tokens, so Z_clusters = 2 Z_pairs always.
 
+Variants (Lemma 4.1-level theory in `theory.data_variants`): `shares` gives value k a share p_k of the N
+samples (`DiverseValueDistribution.cluster_sizes` states the rounding); `sample(..., flip_rate=eta)` swaps y_w
+and y_l on a fraction eta of each cluster; `sample(..., weights=...)` attaches per-pair sample weights, which the
+trainers use in L = (1/N) sum_i c_i f(r_i). All three default to the paper's model, with the same draws.
+
 Reproducibility: trial b with seed s draws its concept vectors, its training set and each test set
 from separate generators seeded by numpy's SeedSequence([s, stream]), so a trial is the same whether
 it is drawn alone or inside a batch, and test sets are independent of the training set. CUDA draws
@@ -23,11 +28,13 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import torch
 
 from theory.concentration import concept_tilt
+from theory.errors import UserInputError
 from verify import DEFAULT_DTYPE
 from verify.model import PreferenceData
 
@@ -96,7 +103,10 @@ class ClusterSample:
     chosen: torch.Tensor
     rejected: torch.Tensor
     means: torch.Tensor  # (B, 2K, d): the cluster means +-c_i + b of each trial
-    per_cluster: int | None  # Q for a stratified (training) sample, None for a test set
+    per_cluster: int | None  # Q for a stratified training sample with equal cluster sizes, else None
+    cluster_sizes: tuple[int, ...] | None = None  # samples in each of the 2K clusters (training sets only)
+    flipped: torch.Tensor | None = None  # (B, n) True where y_w and y_l were swapped; None: no flips
+    weights: torch.Tensor | None = None  # (B, n) per-pair sample weights c_i; None: all 1
 
     @property
     def batch_size(self) -> int:
@@ -125,6 +135,7 @@ class DiverseValueDistribution:
     l_b: float
     delta: float = 0.0
     tokens: tuple[tuple[int, int], ...] | None = None  # None: disjoint_tokens(K)
+    shares: tuple[float, ...] | None = None  # p_k of value k (sum 1); None: the paper's equal split 1/K
 
     def __post_init__(self):
         _check_count("K", self.K)
@@ -147,6 +158,8 @@ class DiverseValueDistribution:
         if len(set(sets)) != len(sets):
             raise ValueError("tokens: two cluster pairs have the same set of responses, which P excludes (§1.5)")
         object.__setattr__(self, "tokens", tokens)
+        if self.shares is not None:
+            object.__setattr__(self, "shares", _checked_shares(self.shares, self.K))
 
     # --- token bookkeeping ------------------------------------------------------------------------
     @property
@@ -197,22 +210,82 @@ class DiverseValueDistribution:
         return torch.stack([b + c, b - c], 2).reshape(c.shape[0], 2 * self.K, self.d)
 
     # --- sampling ---------------------------------------------------------------------------------
-    def sample(self, seeds, Q: int, device=None, dtype=DEFAULT_DTYPE) -> ClusterSample:
-        """A training set: Q i.i.d. samples from each cluster (N = 2KQ), one independent trial per seed."""
+    @property
+    def equal_shares(self) -> bool:
+        """Every value has share 1/K (the paper's model), given as None or as K equal numbers."""
+        return self.shares is None or len(set(self.shares)) == 1
+
+    def cluster_sizes(self, Q: int) -> tuple[int, ...]:
+        """Samples in each of the 2K clusters of a training set of N = 2KQ samples.
+
+        Value k gets Q_k samples in each of its two clusters, Q_k from p_k K Q by the largest-remainder rule
+        (floors first, then one more to the largest remainders, lower k first on ties), so sum_k Q_k = KQ and
+        the two clusters of a value stay equal in size. Every Q_k must be >= 1.
+        """
         _check_count("Q", Q)
+        if self.equal_shares:
+            return (Q,) * (2 * self.K)
+        shares = [Fraction(p) for p in self.shares]
+        total = sum(shares)
+        quotas = [p / total * self.K * Q for p in shares]
+        counts = [math.floor(q) for q in quotas]
+        by_remainder = sorted(range(self.K), key=lambda k: (-(quotas[k] - counts[k]), k))
+        for k in by_remainder[: self.K * Q - sum(counts)]:
+            counts[k] += 1
+        if min(counts) < 1:
+            k = counts.index(0)
+            raise UserInputError(f"shares: value {k} (p = {self.shares[k]:g}) gets no sample at Q = {Q}; "
+                                 f"p_k K Q must round to >= 1 for every value")
+        return tuple(c for c in counts for _ in range(2))
+
+    def flip_counts(self, Q: int, flip_rate: float) -> tuple[int, ...]:
+        """Samples with y_w and y_l swapped in each of the 2K clusters of `sample(seeds, Q, flip_rate=...)`."""
+        return _flip_counts(flip_rate, self.cluster_sizes(Q))
+
+    def realised_shares(self, Q: int) -> tuple[float, ...]:
+        """Each value's share of the N = 2KQ training samples after rounding: 2 Q_k / N."""
+        sizes = self.cluster_sizes(Q)
+        return tuple(2 * sizes[2 * k] / sum(sizes) for k in range(self.K))
+
+    def sample(self, seeds, Q: int, device=None, dtype=DEFAULT_DTYPE, *, flip_rate: float = 0.0,
+               weights=None) -> ClusterSample:
+        """A training set of N = 2KQ samples, one independent trial per seed.
+
+        Q i.i.d. samples from each cluster under equal shares; with `shares`, Q_k per cluster of value k
+        (`cluster_sizes`). `flip_rate` eta in [0, 1/2): in each cluster the last round(eta Q_a) samples (half
+        rounded up) have y_w and y_l swapped; the samples of a cluster are i.i.d., so which ones is immaterial, and
+        the same rows in every trial keep one token layout per batch. `weights`: per-pair sample weights, K
+        numbers (one per value) or N numbers (one per pair, in sample order), each finite and > 0.
+        """
+        sizes = self.cluster_sizes(Q)
+        flips = _flip_counts(flip_rate, sizes)
         seeds = _as_seeds(seeds)
         means = self.cluster_means(seeds, device, dtype)
         n = 2 * self.K * Q
         features = torch.empty(len(seeds), n, self.d, device=device, dtype=dtype)
+        equal = len(set(sizes)) == 1
+        cluster_of_row = torch.arange(2 * self.K, device=device).repeat_interleave(torch.tensor(sizes, device=device))
         for b, seed in enumerate(seeds):
             # Filled in place, so a draw needs no memory beyond the feature matrix itself.
             torch.randn(n, self.d, generator=_generator(seed, _TRAIN_STREAM, device), device=device, dtype=dtype, out=features[b])
-            features[b].view(2 * self.K, Q, self.d).mul_(self.v).add_(means[b][:, None, :])
-        cluster = torch.arange(2 * self.K, device=device).repeat_interleave(Q).expand(len(seeds), -1)
-        return self._labelled(seeds, features, cluster, means, Q)
+            if equal:
+                features[b].view(2 * self.K, Q, self.d).mul_(self.v).add_(means[b][:, None, :])
+            else:
+                features[b].mul_(self.v).add_(means[b][cluster_of_row])
+        cluster = cluster_of_row.expand(len(seeds), -1)
+        flipped = None
+        if any(flips):
+            stops = np.cumsum(sizes)
+            mask = torch.zeros(n, dtype=torch.bool, device=device)
+            for stop, m in zip(stops, flips):
+                mask[stop - m: stop] = True
+            flipped = mask.expand(len(seeds), -1)
+        pair_weights = None if weights is None else _pair_weights(weights, sizes, device, dtype).expand(len(seeds), -1)
+        return self._labelled(seeds, features, cluster, means, Q if equal else None, sizes, flipped, pair_weights)
 
     def test_set(self, seeds, size: int, stream: int = 0, device=None, dtype=DEFAULT_DTYPE) -> ClusterSample:
-        """`size` i.i.d. draws from P (cluster uniform over the 2K), independent of `sample` for the same seeds.
+        """`size` i.i.d. draws from P (cluster a of value k with probability p_k/2; uniform over the 2K under equal
+        shares), independent of `sample` for the same seeds. Test labels are clean (never flipped).
 
         Different `stream` values give further independent test sets.
         """
@@ -225,14 +298,83 @@ class DiverseValueDistribution:
         cluster = torch.empty(len(seeds), size, dtype=torch.long, device=device)
         for b, seed in enumerate(seeds):
             generator = _generator(seed, _TEST_STREAM + stream, device)
-            torch.randint(2 * self.K, (size,), generator=generator, device=device, out=cluster[b])
+            if self.equal_shares:
+                torch.randint(2 * self.K, (size,), generator=generator, device=device, out=cluster[b])
+            else:
+                probabilities = torch.tensor([p / 2 for p in self.shares for _ in range(2)], dtype=torch.float64, device=device)
+                cluster[b] = torch.multinomial(probabilities, size, replacement=True, generator=generator)
             torch.randn(size, self.d, generator=generator, device=device, dtype=dtype, out=features[b])
             features[b].mul_(self.v).add_(means[b][cluster[b]])
         return self._labelled(seeds, features, cluster, means, None)
 
-    def _labelled(self, seeds, features, cluster, means, Q) -> ClusterSample:
+    def _labelled(self, seeds, features, cluster, means, Q, sizes=None, flipped=None, weights=None) -> ClusterSample:
         chosen, rejected = self.cluster_tokens(features.device)
-        return ClusterSample(self, seeds, features, cluster, chosen[cluster], rejected[cluster], means, Q)
+        chosen, rejected = chosen[cluster], rejected[cluster]
+        if flipped is not None:
+            chosen, rejected = torch.where(flipped, rejected, chosen), torch.where(flipped, chosen, rejected)
+        return ClusterSample(self, seeds, features, cluster, chosen, rejected, means, Q, sizes, flipped, weights)
+
+
+# --- data-model variants: shares, flips, weights ---------------------------------------------------------------
+def _finite_number(name: str, value) -> Fraction:
+    """A real number as an exact fraction (a float at its binary value), or a one-line error naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Fraction, np.integer, np.floating)):
+        raise UserInputError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise UserInputError(f"{name} = {value!r} is not finite")
+    return Fraction(value)
+
+
+def _checked_shares(shares, K: int) -> tuple[float, ...]:
+    """K shares, each > 0, summing to 1 up to float64 rounding of the numbers given.
+
+    Each float is within 2^-53 of its intended value relatively, so K shares meant to sum to 1 sum to within
+    2^-53 of 1 (0.7 + 0.2 + 0.1 does not sum to 1 exactly in binary).
+    """
+    try:
+        values = tuple(shares)
+    except TypeError:
+        raise UserInputError(f"shares must be a sequence of K = {K} numbers, got {shares!r}") from None
+    if len(values) != K:
+        raise UserInputError(f"shares must hold K = {K} numbers (one per value), got {len(values)}: {values!r}")
+    exact = [_finite_number(f"shares[{k}]", p) for k, p in enumerate(values)]
+    for k, p in enumerate(exact):
+        if not p > 0:
+            raise UserInputError(f"shares[{k}] = {values[k]!r} must be > 0 (every value needs data)")
+    if abs(sum(exact) - 1) > Fraction(1, 2**53):
+        raise UserInputError(f"shares must sum to 1, got {float(sum(exact))!r} for {values!r}")
+    return tuple(float(p) for p in values)
+
+
+def _flip_counts(flip_rate, sizes: tuple[int, ...]) -> tuple[int, ...]:
+    """Flipped samples per cluster: eta Q_a rounded half up, exactly; each realised rate must stay below 1/2."""
+    eta = _finite_number("flip_rate", flip_rate)
+    if not 0 <= eta < Fraction(1, 2):
+        raise UserInputError(f"flip_rate must be in [0, 1/2), got {flip_rate!r}")
+    counts = tuple(math.floor(eta * size + Fraction(1, 2)) for size in sizes)
+    for size, m in zip(sizes, counts):
+        if 2 * m >= size and m > 0:
+            raise UserInputError(f"flip_rate = {flip_rate!r} flips {m} of the {size} samples of a cluster, not fewer "
+                                 f"than half; use more samples per cluster")
+    return counts
+
+
+def _pair_weights(weights, sizes: tuple[int, ...], device, dtype) -> torch.Tensor:
+    """Per-pair weights (n,) from K per-value numbers or n per-pair numbers, each finite and > 0."""
+    if isinstance(weights, (torch.Tensor, np.ndarray)):
+        weights = weights.tolist() if weights.ndim == 1 else weights
+    if isinstance(weights, (str, bytes)) or not hasattr(weights, "__len__"):
+        raise UserInputError(f"weights must be a 1-D sequence of numbers, got {weights!r}")
+    values = [float(_finite_number(f"weights[{i}]", x)) for i, x in enumerate(weights)]
+    K, n = len(sizes) // 2, sum(sizes)
+    for i, x in enumerate(values):
+        if not x > 0:
+            raise UserInputError(f"weights[{i}] = {x!r} must be > 0")
+    if len(values) == K:
+        values = [values[a // 2] for a, size in enumerate(sizes) for _ in range(size)]
+    elif len(values) != n:
+        raise UserInputError(f"weights must hold K = {K} numbers (one per value) or N = {n} (one per pair), got {len(values)}")
+    return torch.tensor(values, dtype=dtype, device=device)
 
 
 # --- Lemma B.1: Gram statistics and concentration events ----------------------------------------------
@@ -257,7 +399,8 @@ def gram_statistics(sample: ClusterSample, printed_centres: bool = False) -> dic
     """
     dist, Q = sample.distribution, sample.per_cluster
     if Q is None:
-        raise ValueError("sample: Gram statistics need a stratified training sample (DiverseValueDistribution.sample)")
+        raise ValueError("sample: Gram statistics need a stratified training sample with equal cluster sizes "
+                         "(DiverseValueDistribution.sample without unequal shares)")
     B, n, d = sample.features.shape
     A = 2 * dist.K
     G = sample.features.view(B, A, Q, d)

@@ -123,6 +123,11 @@ class _Run:
     test: ClusterSample | None
     W0: torch.Tensor | None  # (V, d) or (B, V, d) in the data's dtype and device; None: zeros
     vocabulary_size: int
+    weights: torch.Tensor | None = None  # (B, N) per-pair sample weights in the training set's order; None: all 1
+
+    def weighted(self, weights: torch.Tensor) -> torch.Tensor:
+        """-f'(r_n) times each pair's sample weight c_n: the gradient of (1/N) sum_n c_n f(r_n)."""
+        return weights if self.weights is None else weights * self.weights
 
     def reference(self, b: int) -> torch.Tensor:
         """Trial b's W0 as (V, d)."""
@@ -153,10 +158,33 @@ class _Run:
                               self.W0, self.vocabulary_size, **extra)
 
 
-def _setup(data, test, form: str, W0, vocabulary_size) -> _Run:
+def _sample_weights(given, training: TrainingSet, sample_weights) -> torch.Tensor | None:
+    """The per-pair weights of a run, (B, N) in the training set's order: `sample_weights` or those the data
+    carries (`DiverseValueDistribution.sample(..., weights=...)`), never both; None when there are none."""
+    carried = given.weights if isinstance(given, ClusterSample) else None
+    if sample_weights is not None and carried is not None:
+        raise ValueError("sample_weights: the data already carries per-pair weights; give them once")
+    weights = carried if sample_weights is None else sample_weights
+    if weights is None:
+        return None
+    B, N = training.batch_size, training.size
+    try:
+        weights = torch.as_tensor(weights, dtype=training.features.dtype, device=training.features.device)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"sample_weights must be numbers of shape (N,) or (B, N), got {type(weights).__name__}") from None
+    if weights.shape not in ((N,), (B, N)):
+        raise ValueError(f"sample_weights must have shape (N,) = ({N},) or (B, N) = ({B}, {N}), got {tuple(weights.shape)}")
+    if not bool((torch.isfinite(weights) & (weights > 0)).all()):
+        raise ValueError("sample_weights must all be finite and > 0")
+    weights = weights.expand(B, N)
+    return weights if training.order is None else weights[:, training.order]
+
+
+def _setup(data, test, form: str, W0, vocabulary_size, sample_weights=None) -> _Run:
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}, got {form!r}")
-    data = training_set(data)
+    given, data = data, training_set(data)
+    weights = _sample_weights(given, data, sample_weights)
     if test is not None:
         if not isinstance(test, ClusterSample):
             raise ValueError(f"test must be a ClusterSample, got {type(test).__name__}")
@@ -171,7 +199,7 @@ def _setup(data, test, form: str, W0, vocabulary_size) -> _Run:
         V = V_min if vocabulary_size is None else int(vocabulary_size)
         if V < V_min:
             raise ValueError(f"vocabulary_size = {V} does not hold token {V_min - 1}")
-        return _Run(data, test, None, V)
+        return _Run(data, test, None, V, weights)
     if (not isinstance(W0, torch.Tensor) or W0.ndim not in (2, 3) or W0.shape[-1] != d or W0.shape[-2] < V_min
             or (W0.ndim == 3 and W0.shape[0] != B)):
         raise ValueError(f"W0 must be (V, d) or (B, V, d) with V > {V_min - 1}, d = {d} and B = {B}, "
@@ -180,7 +208,7 @@ def _setup(data, test, form: str, W0, vocabulary_size) -> _Run:
         raise ValueError("W0 contains non-finite values")
     if vocabulary_size is not None and vocabulary_size != W0.shape[-2]:
         raise ValueError(f"vocabulary_size = {vocabulary_size} disagrees with W0's {W0.shape[-2]} rows")
-    return _Run(data, test, W0.to(data.features), W0.shape[-2])
+    return _Run(data, test, W0.to(data.features), W0.shape[-2], weights)
 
 
 def _record_steps(steps, record) -> list[int]:
@@ -192,8 +220,26 @@ def _record_steps(steps, record) -> list[int]:
     return recorded
 
 
+class _WeightedTrial(FullVocabularyTrial):
+    """A full-vocabulary trial whose loss is (1/N) sum_n c_n f(r_n), by autograd."""
+
+    def __init__(self, features, chosen, rejected, W0, beta, loss, sample_weights):
+        super().__init__(features, chosen, rejected, W0, beta, loss)
+        self.sample_weights = sample_weights
+
+    def gradient(self, W) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():
+            W = W.detach().requires_grad_(True)
+            r = self.margins(W)
+            (gradient,) = torch.autograd.grad((self.sample_weights * self.f(r)).mean(), W)
+        return gradient, r.detach()
+
+
 def _full_trials(run: _Run, beta, loss) -> list[FullVocabularyTrial]:
     data = run.data
+    if run.weights is not None:
+        return [_WeightedTrial(data.features[b], data.chosen, data.rejected, run.reference(b), beta, loss, run.weights[b])
+                for b in range(data.batch_size)]
     return [FullVocabularyTrial(data.features[b], data.chosen, data.rejected, run.reference(b), beta, loss)
             for b in range(data.batch_size)]
 
@@ -226,7 +272,7 @@ def _reduced_steps(run: _Run, beta, loss, recorded, state, offset, update: Calla
                 test.append(run.test_margins(delta, beta))
         if k == recorded[-1]:
             break
-        update(state, segment_gradient(run.data, weight(r), beta), k + 1)
+        update(state, segment_gradient(run.data, run.weighted(weight(r)), beta), k + 1)
     return torch.stack(train, 1), torch.stack(test, 1) if run.test is not None else None
 
 
@@ -268,22 +314,23 @@ def _max_norm(tensor: torch.Tensor) -> torch.Tensor:
 
 def gradient_flow(data, beta: float, tau: float, times, loss: PreferenceLoss = DPO, *, test: ClusterSample | None = None,
                   form: str = "reduced", W0: torch.Tensor | None = None, vocabulary_size: int | None = None,
-                  rtol: float = RTOL, atol: float = ATOL) -> TrainingResult:
+                  rtol: float = RTOL, atol: float = ATOL, sample_weights=None) -> TrainingResult:
     """tau dW/dt = -grad_W L (Eq. 6) from W(0) = W0, solved by dopri5 (torchdiffeq) with a max-norm error control.
 
     `times`: a list, numpy array or tensor, increasing, starting at 0. The state is W - W0: on the occurring
-    rows in the reduced form, on all V rows in the full form.
+    rows in the reduced form, on all V rows in the full form. `sample_weights` c_n, (N,) or (B, N) in the data's
+    order (or carried by the data): L = (1/N) sum_n c_n f(r_n), TRL's sample weights; None: all 1.
     """
     check_positive("beta", beta), check_positive("tau", tau)
     check_positive("rtol", rtol), check_positive("atol", atol)
-    run = _setup(data, test, form, W0, vocabulary_size)
+    run = _setup(data, test, form, W0, vocabulary_size, sample_weights)
     data = run.data
     times = _as_times(times, data)
     options = dict(norm=_max_norm)
     if form == "reduced":
         weight = weight_function(loss)
         def velocity(t, delta_rows):
-            return -segment_gradient(data, weight(segment_margins(data, delta_rows, beta)), beta) / tau
+            return -segment_gradient(data, run.weighted(weight(segment_margins(data, delta_rows, beta))), beta) / tau
         path = odeint(velocity, run.zero_rows(), times, rtol=rtol, atol=atol, method="dopri5", options=options)  # (T, B, U, d)
         train = torch.stack([segment_margins(data, state, beta) for state in path], 1)
         test_margins = None if test is None else torch.stack([run.test_margins(state, beta) for state in path], 1)
@@ -301,13 +348,14 @@ def gradient_flow(data, beta: float, tau: float, times, loss: PreferenceLoss = D
 # --- (b) gradient descent -----------------------------------------------------------------------------------
 def gradient_descent(data, beta: float, eta: float, steps: int, loss: PreferenceLoss = DPO, *, record: Sequence[int] | None = None,
                      test: ClusterSample | None = None, form: str = "reduced", W0: torch.Tensor | None = None,
-                     vocabulary_size: int | None = None) -> TrainingResult:
+                     vocabulary_size: int | None = None, sample_weights=None) -> TrainingResult:
     """W <- W - eta grad_W L for `steps` steps (tau = 1/eta, one time unit per step); margins at steps `record`.
 
     In margins this is the exact map r(k+1) = r(k) + eta (beta^2/N) M w(r(k)) of §1.6, computed without M.
+    `sample_weights`: as in `gradient_flow`.
     """
     check_positive("beta", beta), check_positive("eta", eta)
-    run = _setup(data, test, form, W0, vocabulary_size)
+    run = _setup(data, test, form, W0, vocabulary_size, sample_weights)
     recorded = _record_steps(steps, record)
     times = torch.tensor(recorded, dtype=run.data.features.dtype)
     if form == "reduced":
@@ -330,17 +378,17 @@ def gradient_descent(data, beta: float, eta: float, steps: int, loss: Preference
 def adam(data, beta: float = 0.01, steps: int = 100, loss: PreferenceLoss = DPO, *, lr: float = 1e-3,
          betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
          record: Sequence[int] | None = None, test: ClusterSample | None = None, form: str = "reduced",
-         W0: torch.Tensor | None = None, vocabulary_size: int | None = None) -> TrainingResult:
+         W0: torch.Tensor | None = None, vocabulary_size: int | None = None, sample_weights=None) -> TrainingResult:
     """Full-batch Adam (weight_decay = 0) or AdamW (decoupled decay) on W, as in the paper's last-layer runs
     (§4: beta = 0.01, lr = 1e-3, 100 full-batch steps). The full form uses torch.optim.Adam / AdamW; the reduced
-    form repeats torch's update arithmetic on the occurring rows only.
+    form repeats torch's update arithmetic on the occurring rows only. `sample_weights`: as in `gradient_flow`.
     """
     check_positive("beta", beta), check_positive("lr", lr), check_positive("eps", eps)
     if not (len(betas) == 2 and all(0 <= x < 1 for x in betas)):
         raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
     if not (math.isfinite(weight_decay) and weight_decay >= 0):
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-    run = _setup(data, test, form, W0, vocabulary_size)
+    run = _setup(data, test, form, W0, vocabulary_size, sample_weights)
     recorded = _record_steps(steps, record)
     times = torch.tensor(recorded, dtype=run.data.features.dtype)
     decay = adamw_decay(lr, weight_decay, recorded[-1])
@@ -378,7 +426,7 @@ def adam(data, beta: float = 0.01, steps: int = 100, loss: PreferenceLoss = DPO,
 def margins_at_tau_1(data, beta: float, tau: float, loss: PreferenceLoss = DPO, *, test: ClusterSample | None = None,
                      form: str = "reduced", **options) -> TrainingResult:
     """Gradient flow from 0 to Theorem 4.2's tau_1 (K from the sample's distribution); `times` = [0, tau_1].
-    `options`: the keywords of `gradient_flow` (W0, vocabulary_size, rtol, atol)."""
+    `options`: the keywords of `gradient_flow` (W0, vocabulary_size, rtol, atol, sample_weights)."""
     if not isinstance(data, ClusterSample):
         raise ValueError("data must be a ClusterSample: tau_1 needs K")
     horizon = tau_1(data.distribution.K, beta, tau)
