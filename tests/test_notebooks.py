@@ -16,7 +16,7 @@ import pytest
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 EXPECTED = ["01_reward_dynamics", "02_training_envelope", "03_generalization_and_scaling", "04_value_diversity",
-            "05_new_objectives"]
+            "05_new_objectives", "06_variants"]
 CELL_TIMEOUT_S = 60
 NOTEBOOK_LIMIT_S = 60  # each notebook runs on CPU in <= 60 s
 

@@ -209,3 +209,50 @@ def objective_comparison(derivations: Sequence[ObjectiveDerivation], runs: Seque
     margins.set(xlabel="t", ylabel="mean training margin", title="margin dynamics on P (same sample)")
     margins.legend(fontsize=6)
     return fig
+
+
+def minority_share_figure(rows, equal_split: float) -> Figure:
+    """N needed against the minority's share (where the chain covers it), the equal split, and where it stops."""
+    fig, axes = new_figure(1, 1, 6, 3.5)
+    ax = axes[0, 0]
+    ax.plot([float(row.share) for row in rows], [row.samples_needed for row in rows], "o-",
+            label="N needed: 2 Q_min(K) / p (chain complete)")
+    ax.axhline(equal_split, color="grey", ls="--", label=f"equal split: 2 K Q_min = {equal_split:g}")
+    stops = [float(row.share) for row in rows if not row.covered]
+    if stops:
+        ax.axvspan(min(stops), max(stops), color="red", alpha=0.1, label="the proof stops")
+    ax.set_xlabel("minority share p (two values)")
+    ax.set_ylabel("total samples N")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def label_noise_figure(points, simulated: dict[float, float] | None = None) -> Figure:
+    """The fixed point r*(eta) of the expected weight, where the chain holds, and simulated saturation levels."""
+    fig, axes = new_figure(1, 1, 6, 3.5)
+    ax = axes[0, 0]
+    etas = [float(p.flip_rate) for p in points]
+    ax.plot(etas, [p.fixed_point for p in points], "-", label="derived fixed point r*(eta)")
+    covered = [p for p in points if p.covered]
+    ax.plot([float(p.flip_rate) for p in covered], [p.fixed_point for p in covered], "o", ms=4,
+            label="the chain (Theorems 4.2-4.3) goes through")
+    if simulated:
+        ax.plot(list(simulated), list(simulated.values()), "kx", ms=7, label="simulated saturation (v = 0)")
+    ax.set_xlabel("flip rate eta")
+    ax.set_ylabel("margin")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def share_trajectories_figure(times, value_means, shares, derived) -> Figure:
+    """Each value's simulated mean margin (dots) against its derived trajectory (lines)."""
+    fig, axes = new_figure(1, 1, 6, 3.5)
+    ax = axes[0, 0]
+    for k, p in enumerate(shares):
+        ax.plot(times, derived[k], "-", color=f"C{k}", label=f"derived, p = {float(p):.2f}")
+        ax.plot(times, value_means[:, k], "o", color=f"C{k}", ms=4)
+    ax.set_xlabel("t (beta = tau = 1)")
+    ax.set_ylabel("value's mean margin")
+    ax.legend(fontsize=8)
+    return fig
