@@ -27,7 +27,7 @@ from unittest import mock
 
 import sympy as sp
 
-from theory.symbols import beta as beta_sym, delta as delta_sym, r as r_sym
+from theory.symbols import K as K_sym, Z as Z_sym, beta as beta_sym, delta as delta_sym, r as r_sym
 from verify.parameters import ParameterError
 from verify.verdicts import Status, Verdict
 
@@ -187,6 +187,20 @@ def _bracket_without(symbol_name: str):
     return mutate
 
 
+def _law_noise_variance_halved(statement):
+    """The tight law with the training noise's variance v^2/(2Q) halved: nu x sqrt 2 and omega^2 x 2."""
+    c = statement.conclusions
+    return replace(statement, conclusions={**c, "gaussian_mean": sp.sqrt(2) * c["gaussian_mean"],
+                                           "chi_noncentrality": 2 * c["chi_noncentrality"]})
+
+
+def _law_risk_at(factor):
+    """The tight law's risk_bound Phi(-q) -> Phi(-factor q): its exponent q^2/2 times factor^2."""
+    from theory.tight_risk_law import q
+
+    return conclusion_changed("risk_bound", lambda e: e.subs(q, factor * q))
+
+
 # --- points ---------------------------------------------------------------------------------------------------
 # Lemma B.1 at a noise level where its Bernstein term binds (eps < d v): K = 2, Q = 20 (the union bound's K Q^2
 # sets how large eps must be), v = 1/2, d = 100, eps = v sqrt(12 d), so that exponent is 12 and the stated
@@ -201,6 +215,12 @@ _B1_WIDE_POINT = dict(d=100, v=1.0, epsilon=15.0, **_B1_SIZE)
 _LARGE_EPSILON = dict(epsilon=3000.0)
 
 _REMARK = "eps <= 1/(16 v (Z+2))"
+
+# The tight risk law, at one point of its claim: inside Theorem 4.3's assumptions (chain tokens, Z = 2) or at the
+# sweep's fixed noise v = 1/2, d = 130.
+_TIGHT_LAW = "theory.tight_risk_law:TIGHT_RISK_LAW"
+_TIGHT_INSIDE = dict(points="inside-chain")
+_TIGHT_FIXED_NOISE = dict(points="fixed-noise-d130")
 
 MUTANTS: tuple[Mutant, ...] = (
     # §3, Eq. (2)
@@ -332,6 +352,29 @@ MUTANTS: tuple[Mutant, ...] = (
            "theory.individual_rewards:SHARING_FACTOR", _log_ratio_without_softmax,
            "the log-ratio reward's rate without its softmax term",
            "numeric: the log-probability ratio's rate no longer matches autograd"),
+    # beyond the paper, the tight risk law: inside the assumptions its bound lies a few decades above R ~ 1e-5930
+    Mutant("tight-risk-law/exponent-doubled", "tight-risk-law", _TIGHT_LAW, _law_risk_at(sp.sqrt(2)),
+           "risk bound Phi(-sqrt(2) q) ~ e^{-q^2} instead of Phi(-q) ~ e^{-q^2/2}",
+           "every trial's exact risk (log10 R ~ -5925) lies above the squared bound (~ -11840); the re-derivation "
+           "Phi(-q) disagrees", _TIGHT_INSIDE),
+    Mutant("tight-risk-law/exponent-halved", "tight-risk-law", _TIGHT_LAW, _law_risk_at(1 / sp.sqrt(2)),
+           "risk bound Phi(-q/sqrt 2) ~ e^{-q^2/4}: looser, still above R",
+           "re-derivation: a cluster with standardised margin q has risk Phi(-q), not Phi(-q/sqrt 2)", _TIGHT_INSIDE),
+    Mutant("tight-risk-law/cross-cluster-terms-dropped", "tight-risk-law", _TIGHT_LAW,
+           conclusion_changed("worst_direction_norm", lambda e: e.subs(Z_sym, 1)),
+           "worst |m~|^2 of disjoint tokens (4) for shared ones: the neighbours' concepts no longer turn the direction",
+           "with a chain (Z = 2) the bound falls about 3000 decades below R in every trial", _TIGHT_INSIDE),
+    Mutant("tight-risk-law/union-bound-dropped", "tight-risk-law", _TIGHT_LAW,
+           conclusion_changed("union_level", lambda e: e * 2 * K_sym), "level delta' per cluster, not delta'/(2K)",
+           "inside the assumptions the risk is the worst cluster's: 8 of 36 trials exceed the bound (allowed 5%)",
+           _TIGHT_INSIDE),
+    Mutant("tight-risk-law/noise-dimensions-dropped", "tight-risk-law", _TIGHT_LAW,
+           conclusion_changed("chi_degrees", lambda e: sp.Integer(1)), "the chi's d - 1 degrees replaced by 1",
+           "at d = 130, v = 1/2 the law puts z near 2 against the measured 1.66: every trial exceeds the bound",
+           _TIGHT_FIXED_NOISE),
+    Mutant("tight-risk-law/noise-variance-halved", "tight-risk-law", _TIGHT_LAW, _law_noise_variance_halved,
+           "the averaged training noise's variance v^2/(4Q) instead of v^2/(2Q)",
+           "at d = 130, v = 1/2 most trials exceed the bound and the calibration of z is rejected", _TIGHT_FIXED_NOISE),
 )
 
 EQUIVALENT: tuple[Mutant, ...] = (
@@ -353,6 +396,9 @@ EQUIVALENT: tuple[Mutant, ...] = (
            assumption_dropped("delta < 1/2 (Def. C.1)"), "Lemma C.2 without delta < 1/2",
            "true: sin xi <= delta/2 gives |<c_1, c_2>| <= delta for every delta (worst case 0.79 at delta = 0.9)",
            dict(delta=0.9)),
+    Mutant("tight-risk-law/union-level-halved", "tight-risk-law", _TIGHT_LAW,
+           conclusion_changed("union_level", lambda e: e / 2), "level delta'/(4K): a more conservative bound",
+           "true: a union bound at half the level holds with probability >= 1 - delta'/2", _TIGHT_INSIDE),
 )
 
 

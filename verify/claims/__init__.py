@@ -13,7 +13,7 @@ from verify.verdicts import Verdict
 _CLAIM_MODULES = ("verify.claims.single_token", "verify.claims.training_guarantee",
                   "verify.claims.generalization", "verify.claims.concentration",
                   "verify.claims.scaling", "verify.claims.failure_mode",
-                  "verify.claims.multi_token")
+                  "verify.claims.multi_token", "verify.claims.tight_risk_law")
 
 
 @dataclass(frozen=True)
