@@ -151,7 +151,22 @@ CASES: list[tuple[str, list[str], str]] = [
     ("derive", ["derive", "--loss-type", "sigmoid", "--label-smoothing", "0.6"], "label"),
     ("derive", ["derive", "--loss-type", "sigmoid", "--label-smoothing", "-0.1"], "label"),
     ("derive", ["derive", "--loss-type", "nope"], "nope"),
-    ("derive", ["derive", "--loss-type", "nca_pair"], "nca_pair"),
+    ("derive", ["derive", "--loss-type", "aot"], "aot"),
+    ("derive", ["derive", "--loss-type", "sigmoid", "--label-smoothing", "0.1"], "label_smoothing"),
+    ("derive", ["derive", "--loss-type", "exo_pair"], "label_smoothing"),
+    ("derive", ["derive", "--loss", "r", "--shares", "0.5"], "--shares"),
+    ("derive", ["derive", "--loss", "r", "--shares", "0.5,0.6"], "--shares"),
+    ("derive", ["derive", "--loss", "r", "--shares", "1,0"], "--shares"),
+    ("derive", ["derive", "--loss", "r", "--shares", "nan,1"], "--shares"),
+    ("derive", ["derive", "--loss", "r", "--shares", INJECTION], "--shares"),
+    ("derive", ["derive", "--loss", "r", "--flip-rate", "0.5"], "--flip-rate"),
+    ("derive", ["derive", "--loss", "r", "--flip-rate", "-0.1"], "--flip-rate"),
+    ("derive", ["derive", "--loss", "r", "--flip-rate", "0.1,0.2"], "--flip-rate"),
+    ("derive", ["derive", "--loss", "r", "--weights", "1,0"], "--weights"),
+    ("derive", ["derive", "--loss", "r", "--weights", "1,inf"], "--weights"),
+    ("derive", ["derive", "--loss", "r", "--weights", ""], "--weights"),
+    ("derive", ["derive", "--loss", "r", "--latex", "/nonexistent-folder/x.tex"], "--latex"),
+    ("derive", ["derive", "--loss", "r", "--latex", "."], "--latex"),
     ("derive", ["derive", "--loss-type", ""], "loss"),
     ("derive", ["derive", "--loss", "r", "--seed", "-5"], "seed"),
     # scaling
@@ -197,6 +212,13 @@ CASES: list[tuple[str, list[str], str]] = [
     ("mutate", ["mutate", "--only", "no-such-mutant"], "no-such-mutant"),
     ("mutate", ["mutate", "--seed", "-1"], "seed"),
     ("mutate", ["mutate", "--bogus"], "--bogus"),
+    # bridge (refused before TRL is imported)
+    ("bridge", ["bridge", "--output", "mydata"], "--output mydata"),
+    ("bridge", ["bridge", "--output", "user.txt"], "--output user.txt"),
+    ("bridge", ["bridge", "--output", "."], "--output ."),
+    ("bridge", ["bridge", "--seed", "-1"], "seed"),
+    ("bridge", ["bridge", "--seed", INJECTION], "seed"),
+    ("bridge", ["bridge", "--steps", "3"], "--steps"),
     # sweep-report
     ("sweep-report", ["sweep-report", "missing.sqlite"], "missing.sqlite"),
     ("sweep-report", ["sweep-report", "notastore.txt"], "notastore.txt"),
@@ -226,7 +248,7 @@ def test_the_corpus_is_large_and_covers_every_subcommand():
     per_command = Counter(command for command, _, _ in CASES)
     assert sum(per_command.values()) >= 150
     assert set(per_command) == {"run", "list", "check", "derive", "scaling", "audit", "real", "sweep", "sweep-report",
-                                "mutate"}
+                                "mutate", "bridge"}
 
 
 @pytest.mark.parametrize("command, argv, fragment", CASES, ids=[" ".join(a)[:80] for _, a, _ in CASES])
