@@ -29,7 +29,8 @@ def check_chain(chain: TheoremChain, beta: float, seed: int = 0) -> list[Verdict
     envelope = chain.envelope_statement
     if envelope is not None:
         verdicts.append(check_training_guarantee(envelope, f"chain:{chain.loss.name}:envelope", seed,
-                                                 beta=beta, loss=chain.loss, **ENVELOPE_PROFILE))
+                                                 beta=beta, loss=chain.loss, derived_elsewhere=True,
+                                                 **ENVELOPE_PROFILE))
     if chain.risk_statement is not None:
         verdicts.append(check_generalization(chain.risk_statement, f"chain:{chain.loss.name}:risk", seed, beta=beta,
                                              loss=chain.loss, training=envelope,
