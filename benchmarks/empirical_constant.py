@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,48 +28,13 @@ from verify import plots  # noqa: E402
 from verify.empirical_constant import (PAPER_CONSTANT, QUICK, Measurement, Settings, b4_worst_constant,  # noqa: E402
                                        log_bound_with_constant, log_risk_bound, measure, noise_only_constant)
 from verify.exact_risk import LOG10  # noqa: E402
-from verify.outputs import OutputError, check_output_file, write_file_atomically  # noqa: E402
+from verify.outputs import check_report_pair, write_file_atomically, write_text_atomically  # noqa: E402
 from verify.training import RTOL  # noqa: E402
 
 MARKDOWN = "empirical_constant.md"
 FIGURE = "empirical_constant.png"
 FIRST_LINE = "<!-- written by benchmarks/empirical_constant.py; rerun it to update this file -->"
 COMMAND = "python benchmarks/empirical_constant.py"
-
-
-# --- output checks ---------------------------------------------------------------------------------------
-def check_markdown(path: Path, option: str) -> None:
-    """An existing file at `path` must be one this script wrote (its first line); anything else is refused."""
-    if path.is_symlink() or path.is_dir():
-        raise OutputError(f"{option}: {path} is a link or a folder; choose another folder")
-    if path.exists():
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            if handle.readline().rstrip("\n") != FIRST_LINE:
-                raise OutputError(f"{option}: {path} exists and was not written by this script; choose another folder")
-
-
-def check_outputs(folder: Path, option: str = "--output-dir") -> tuple[Path, Path]:
-    if not folder.is_dir():
-        raise OutputError(f"{option} = {str(folder)!r} is not an existing folder")
-    markdown, figure = folder / MARKDOWN, folder / FIGURE
-    check_markdown(markdown, option)
-    check_output_file(figure, option)
-    return markdown, figure
-
-
-def write_markdown(path: Path, text: str, option: str) -> None:
-    """Write beside the target and rename over it, so the path holds the old file or the new one."""
-    descriptor, name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    temp = Path(name)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        temp.chmod(0o644)
-        check_markdown(path, option)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 # --- figure ------------------------------------------------------------------------------------------------
@@ -200,7 +163,6 @@ def render(m: Measurement, command: str) -> str:
     largest = max(m.points, key=lambda p: len(p.seeds) * 2 * p.K * p.Q * p.d)
     feature_mib = len(largest.seeds) * 2 * largest.K * largest.Q * largest.d * 8 / 2**20
     lines = [
-        FIRST_LINE,
         "# The empirical constant of Theorem 4.3, inside its assumptions",
         "",
         f"Reproduce: `{command}` ({m.seconds:.0f} s on this machine"
@@ -255,7 +217,7 @@ def main(argv=None) -> int:
                         help="existing folder for empirical_constant.md and .png (default: benchmarks/)")
     args = parser.parse_args(argv)
     try:
-        markdown, figure_path = check_outputs(Path(args.output_dir))
+        markdown, figure_path = check_report_pair(args.output_dir, MARKDOWN, FIGURE, FIRST_LINE)
     except UserInputError as error:
         print(f"empirical_constant: {error}", file=sys.stderr)
         return 2
@@ -263,7 +225,7 @@ def main(argv=None) -> int:
     m = measure(settings, progress=lambda line: print(line, file=sys.stderr, flush=True))
     command = COMMAND + (" --quick" if args.quick else "")
     write_file_atomically(figure_path, lambda temp: plots.save(figure(m), temp), "--output-dir")
-    write_markdown(markdown, render(m, command), "--output-dir")
+    write_text_atomically(markdown, render(m, command), "--output-dir", ".md", FIRST_LINE)
     print(f"wrote {markdown} and {figure_path} in {m.seconds:.0f} s")
     return 0
 

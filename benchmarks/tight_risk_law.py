@@ -18,9 +18,7 @@ wrote it (its first line says so); the PNG only if it carries dpo-verify's mark 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +32,7 @@ from theory.errors import UserInputError  # noqa: E402
 from theory.tight_risk_law import PAPER_V_RULE, noise_floor, TIGHT_RISK_LAW  # noqa: E402
 from verify import plots  # noqa: E402
 from verify.exact_risk import LOG10  # noqa: E402
-from verify.outputs import OutputError, check_output_file, write_file_atomically  # noqa: E402
+from verify.outputs import check_report_pair, write_file_atomically, write_text_atomically  # noqa: E402
 from verify.tight_risk_law import (POINTS, SweepRule, draw_figure, measure_point, risk_curve,  # noqa: E402
                                    samples_row)
 
@@ -64,38 +62,6 @@ class Settings:
 
 QUICK = Settings(trials=16, inside=((1, 12),), inside_Qs=(40, 160), fixed=((1, 4),), fixed_Qs=(1, 4, 16), seeds=2,
                  Ks=(1, 64), replicates=400)
-
-
-# --- output checks (as benchmarks/empirical_constant.py) ----------------------------------------------------------
-def check_markdown(path: Path, option: str) -> None:
-    if path.is_symlink() or path.is_dir():
-        raise OutputError(f"{option}: {path} is a link or a folder; choose another folder")
-    if path.exists():
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            if handle.readline().rstrip("\n") != FIRST_LINE:
-                raise OutputError(f"{option}: {path} exists and was not written by this script; choose another folder")
-
-
-def check_outputs(folder: Path, option: str = "--output-dir") -> tuple[Path, Path]:
-    if not folder.is_dir():
-        raise OutputError(f"{option} = {str(folder)!r} is not an existing folder")
-    markdown, figure = folder / MARKDOWN, folder / FIGURE
-    check_markdown(markdown, option)
-    check_output_file(figure, option)
-    return markdown, figure
-
-
-def write_markdown(path: Path, text: str, option: str) -> None:
-    check_markdown(path, option)
-    descriptor, name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    temp = Path(name)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    finally:
-        if temp.exists():
-            temp.unlink()
 
 
 # --- measuring --------------------------------------------------------------------------------------------------
@@ -138,7 +104,7 @@ def render(m: dict, command: str) -> str:
     floor2 = noise_floor(TIGHT_RISK_LAW, TARGET, SWEEP_L_B, 2)
     rows, paper_row = m["rows"], m["paper_row"]
     within = [row.within_resolution for row in rows if row.within_resolution is not None]
-    lines = [FIRST_LINE, "# The paper's model, tightly", "",
+    lines = ["# The paper's model, tightly", "",
              f"Reproduce: `{command}` ({m['seconds']:.0f} s on this machine); the claim: "
              "`dpo-verify check tight-risk-law`.", "",
              "## The law (`theory/tight_risk_law.py`)", "",
@@ -203,7 +169,7 @@ def main(argv=None) -> int:
                         help="existing folder for tight_risk_law.md and .png (default: benchmarks/)")
     args = parser.parse_args(argv)
     try:
-        markdown, figure_path = check_outputs(Path(args.output_dir))
+        markdown, figure_path = check_report_pair(args.output_dir, MARKDOWN, FIGURE, FIRST_LINE)
     except UserInputError as error:
         print(f"tight_risk_law: {error}", file=sys.stderr)
         return 2
@@ -211,7 +177,7 @@ def main(argv=None) -> int:
     command = COMMAND + (" --quick" if args.quick else "")
     write_file_atomically(figure_path, lambda temp: plots.save(draw_figure(m["inside"], m["fixed"], m["rows"]), temp),
                           "--output-dir")
-    write_markdown(markdown, render(m, command), "--output-dir")
+    write_text_atomically(markdown, render(m, command), "--output-dir", ".md", FIRST_LINE)
     print(f"wrote {markdown} and {figure_path} in {m['seconds']:.0f} s")
     return 0
 

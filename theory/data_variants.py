@@ -28,7 +28,7 @@ from theory.closed_forms import idealised_margin, idealised_rate
 from theory.lemma_4_1 import generic_loss, printed_margin_dynamics, weights_as_symbols
 from theory.model import linear_reward_margin, one_hot, symbolic_instance
 from theory.losses import SYMPY_GAVE_UP
-from theory.objectives import idealised_trajectory
+from theory.objectives import eliminate_lambert_w, idealised_trajectory
 from theory.symbols import K, N, beta, l_b, r, t, tau
 
 # The parameters of the variants. eta is the flip rate of training labels (not a step size here).
@@ -229,13 +229,8 @@ def _ode_residual(trajectory: sp.Expr, rate: sp.Expr) -> sp.Expr:
     """tau r'(t) - rate(r(t)), simplified; Lambert W terms W(z) are eliminated through z = W e^W as in
     `closed_forms.verify_idealised_margin`."""
     residual = tau * sp.diff(trajectory, t) - rate.subs(r, trajectory)
-    for lambert in trajectory.atoms(sp.LambertW):
-        w = sp.Symbol("w_L", positive=True)
-        t_of_w = sp.solve(sp.Eq(lambert.args[0], w * sp.exp(w)), t)
-        if len(t_of_w) != 1:
-            return residual
-        residual = residual.subs(lambert, w).subs(t, t_of_w[0])
-    return sp.simplify(sp.expand_log(sp.expand(residual), force=True))
+    eliminated = eliminate_lambert_w(residual, trajectory, t)
+    return residual if eliminated is None else eliminated
 
 
 @dataclass(frozen=True)

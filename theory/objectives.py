@@ -153,14 +153,21 @@ def _satisfies(antiderivative: sp.Expr, solution: sp.Expr, s: sp.Symbol) -> bool
     sympy does not apply W(z) e^{W(z)} = z by itself, so each Lambert W(z(s)) becomes a symbol w and s
     is eliminated through z(s) = w e^w (the substitution is verified, not assumed).
     """
-    residual = antiderivative.subs(r, solution) - s
+    residual = eliminate_lambert_w(antiderivative.subs(r, solution) - s, solution, s)
+    return residual is not None and residual == 0
+
+
+def eliminate_lambert_w(residual: sp.Expr, solution: sp.Expr, variable: sp.Symbol) -> sp.Expr | None:
+    """The residual with each Lambert W(z(variable)) of `solution` replaced by a symbol w and `variable`
+    eliminated through z = w e^w (verified by solving, not assumed), simplified; None where z = w e^w does not
+    give `variable` uniquely."""
     for lambert in solution.atoms(sp.LambertW):
         w = sp.Symbol("w", positive=True)
-        s_of_w = sp.solve(sp.Eq(lambert.args[0], w * sp.exp(w)), s)
-        if len(s_of_w) != 1:
-            return False
-        residual = residual.subs(lambert, w).subs(s, s_of_w[0])
-    return sp.simplify(sp.expand_log(sp.expand(residual), force=True)) == 0
+        in_w = sp.solve(sp.Eq(lambert.args[0], w * sp.exp(w)), variable)
+        if len(in_w) != 1:
+            return None
+        residual = residual.subs(lambert, w).subs(variable, in_w[0])
+    return sp.simplify(sp.expand_log(sp.expand(residual), force=True))
 
 
 def fixed_points(weight: sp.Expr) -> sp.Set:

@@ -312,6 +312,19 @@ def _image_formats() -> set[str]:
     return set(FigureCanvasBase.get_supported_filetypes())
 
 
+def _check_new_file_place(path, target: Path, option: str) -> None:
+    """Refuse a target that is a link or a folder, or whose folder is missing or not writable."""
+    if target.is_symlink():
+        _refuse(option, target, "is a symbolic link; give a new file name")
+    parent = target.resolve().parent
+    if not parent.is_dir():
+        _refuse(option, path, f"the folder {target.parent} does not exist")
+    if not _writable(parent):
+        _refuse(option, path, f"the folder {target.parent} is not writable")
+    if target.is_dir():
+        _refuse(option, target, "is a folder; give a file name")
+
+
 def check_output_file(path: Path | str, option: str = "--plot") -> Path:
     """Check that a figure may be written at `path`; return the path that will be written. Touches nothing.
 
@@ -326,15 +339,7 @@ def check_output_file(path: Path | str, option: str = "--plot") -> Path:
     if target.suffix.lower()[1:] not in _image_formats():
         _refuse(option, path, f"unknown image format {target.suffix!r}; use .png (or "
                               f"{', '.join('.' + f for f in sorted(_image_formats() - {'png'}))})")
-    if target.is_symlink():
-        _refuse(option, target, "is a symbolic link; give a new file name")
-    parent = target.resolve().parent
-    if not parent.is_dir():
-        _refuse(option, path, f"the folder {target.parent} does not exist")
-    if not _writable(parent):
-        _refuse(option, path, f"the folder {target.parent} is not writable")
-    if target.is_dir():
-        _refuse(option, target, "is a folder; give a file name")
+    _check_new_file_place(path, target, option)
     if target.exists():
         if target.suffix.lower() != ".png":
             _refuse(option, target, f"the file exists and {TOOL} cannot tell whether it wrote it (only its PNG "
@@ -371,18 +376,12 @@ LATEX_MARK = f"% written by {TOOL}"
 def check_text_file(path: Path | str, option: str, suffix: str = ".tex", mark: str = LATEX_MARK) -> Path:
     """Check that a text file may be written at `path` (a missing suffix gets `suffix`). Touches nothing.
     Refused: a folder, a symbolic link, a missing or unwritable parent, and an existing file whose first line
-    is not `mark` (a file this tool did not write)."""
+    is not `mark` (a file this tool did not write). The benchmarks' reports use it with their own marks."""
     given = Path(path)
     if given.is_dir():
         _refuse(option, path, "is a folder; give a file name, e.g. " + str(given / f"derivation{suffix}"))
     target = given if given.suffix else given.with_name(given.name + suffix)
-    if target.is_symlink():
-        _refuse(option, target, "is a symbolic link; give a new file name")
-    parent = target.resolve().parent
-    if not parent.is_dir():
-        _refuse(option, path, f"the folder {target.parent} does not exist")
-    if not _writable(parent):
-        _refuse(option, path, f"the folder {target.parent} is not writable")
+    _check_new_file_place(path, target, option)
     if target.exists():
         try:
             with open(target, encoding="utf-8", errors="replace") as file:
@@ -409,6 +408,16 @@ def write_text_atomically(path: Path | str, text: str, option: str, suffix: str 
         temp.unlink(missing_ok=True)
         raise
     return target
+
+
+def check_report_pair(folder: Path | str, markdown: str, figure: str, mark: str,
+                      option: str = "--output-dir") -> tuple[Path, Path]:
+    """A benchmark's markdown report and figure in an existing folder, both checked before any work: the markdown
+    by its first line `mark`, the figure by its PNG mark."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise OutputError(f"{option} = {str(folder)!r} is not an existing folder")
+    return check_text_file(folder / markdown, option, ".md", mark), check_output_file(folder / figure, option)
 
 
 # --- sweep stores -------------------------------------------------------------------------------------------
