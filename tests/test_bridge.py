@@ -249,10 +249,11 @@ def test_bridge_quick_writes_the_report(tmp_path, capsys):
 
     assert main(["bridge", "--quick", "--output", str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
-    assert "report:" in out and "bco_pair" in out
+    assert "report:" in out and "sigmoid" in out
     summary = json.loads((tmp_path / "b" / "results.json").read_text())
     assert summary["exact_all_within_tolerance"]
+    quick = bridge.PROFILES["quick"]
     assert {(a["K"], a["model"]) for a in summary["approximate"]} == {
-        (K, size) for K in bridge.K_VALUES for size in bridge.MODEL_SIZES}
+        (K, size) for K in quick["K_values"] for size in quick["model_sizes"]}
     assert (tmp_path / "b" / "explained_fraction.png").read_bytes().startswith(b"\x89PNG")
     assert "What broke the lemma first" in (tmp_path / "b" / "report.md").read_text()

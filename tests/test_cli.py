@@ -83,7 +83,7 @@ def test_audit_one_item():
     (("derive", "--loss", "(r-1"), "does not parse"),
     (("derive", "--loss", "__import__('os').getcwd()"), "unsupported syntax"),
     (("derive", "--loss", "sqrt(r)"), "not differentiable at r = 0"),
-    (("derive", "--loss-type", "nca_pair"), "not a function of the margin"),
+    (("derive", "--loss-type", "aot"), "is outside the model"),
     (("derive", "--loss", "r", "--beta", "-1"), "--beta must be > 0"),
     (("scaling", "--delta", "1.5"), "delta"),
     (("scaling", "--K", "1,x"), "comma-separated integers"),

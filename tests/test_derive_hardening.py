@@ -178,14 +178,14 @@ def test_numeric_check_a_solver_cannot_do_is_not_run_rather_than_a_crash(capsys,
 
 # --- the time limit --------------------------------------------------------------------------------------
 def test_a_slow_trajectory_is_reported_and_the_derivation_goes_on(capsys):
-    limit, handler = 1, signal.getsignal(signal.SIGALRM)
+    limit, handler = 6, signal.getsignal(signal.SIGALRM)
     started = time.monotonic()
     # sympy's solve runs for minutes on this one (solving the antiderivative for r); the trajectory, the one
     # optional result, gets a third of the limit and the chain goes on without it.
     status, out, lines = derive(capsys, "--loss", "(exp(r)**8)**8", "--no-numeric", "--sympy-time-limit", str(limit))
     assert time.monotonic() - started <= limit + 2
     assert status == 0 and lines == [], lines
-    assert "no closed form found within 0.333333 s of sympy" in out and "theorem chain" in out
+    assert "no closed form found within 2 s of sympy" in out and "theorem chain" in out
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # and no alarm left behind
     assert signal.getsignal(signal.SIGALRM) is handler
 

@@ -48,9 +48,13 @@ MODEL_SIZES = {  # two sizes a CPU trains in seconds; untied lm_head, as the lem
 APPROXIMATE_LR = 0.1  # larger steps make full fine-tuning of these random models oscillate
 R_SQUARED_LINE = 0.9  # where the report says the last-layer term stops explaining the change (a reading aid)
 R_SQUARED_FLOOR = -1.0  # the figure's lower edge; R² is unbounded below
-PROFILES = {  # statements per cluster and steps
-    "quick": {"exact_per_cluster": 3, "exact_steps": 2, "per_cluster": 2, "steps": 3},
-    "full": {"exact_per_cluster": 6, "exact_steps": 8, "per_cluster": 8, "steps": 30},
+PROFILES = {  # statements per cluster, steps, and which cases run (quick: one of each kind, for the suite)
+    "quick": {"exact_per_cluster": 3, "exact_steps": 2, "per_cluster": 2, "steps": 3,
+              "exact_losses": ("sigmoid",), "optimiser_cases": ("adamw",), "K_values": (1, 8),
+              "model_sizes": ("d=32, 2 layers",)},
+    "full": {"exact_per_cluster": 6, "exact_steps": 8, "per_cluster": 8, "steps": 30,
+             "exact_losses": EXACT_LOSSES, "optimiser_cases": tuple(case[0] for case in OPTIMISER_CASES),
+             "K_values": K_VALUES, "model_sizes": tuple(MODEL_SIZES)},
 }
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[EOS]")
 ANSWERS = ("Yes", "No")
@@ -241,8 +245,9 @@ def run_exact(profile: dict, seed: int, progress: bool) -> list[dict]:
     tokenizer = word_tokenizer([pairs])
     size = MODEL_SIZES["d=32, 2 layers"]
     out = []
-    cases = [(loss, loss, "sgd", EXACT_LR[loss], 0.0) for loss in EXACT_LOSSES]
-    cases += [(label, "sigmoid", optim, lr, decay) for label, optim, lr, decay in OPTIMISER_CASES]
+    cases = [(loss, loss, "sgd", EXACT_LR[loss], 0.0) for loss in profile["exact_losses"]]
+    cases += [(label, "sigmoid", optim, lr, decay) for label, optim, lr, decay in OPTIMISER_CASES
+              if label in profile["optimiser_cases"]]
     for label, loss, optim, lr, decay in cases:
         model = tiny_llama(size, len(tokenizer), seed)
         run = train(model, tokenizer, pairs, loss_type=loss, optim=optim, lr=lr, weight_decay=decay,
@@ -282,11 +287,12 @@ def approximate_summary(run: Run, K: int, size: str, pairs: int) -> dict:
 
 
 def run_approximate(profile: dict, seed: int, progress: bool) -> list[dict]:
-    pair_sets = {K: persona_pairs(K, profile["per_cluster"], seed) for K in K_VALUES}
+    pair_sets = {K: persona_pairs(K, profile["per_cluster"], seed) for K in profile["K_values"]}
     tokenizer = word_tokenizer(list(pair_sets.values()))
     out = []
-    for size_name, size in MODEL_SIZES.items():
-        for K in K_VALUES:
+    for size_name in profile["model_sizes"]:
+        size = MODEL_SIZES[size_name]
+        for K in profile["K_values"]:
             model = tiny_llama(size, len(tokenizer), seed)
             rms = final_norm_input_rms(model, tokenizer, pair_sets[K])
             run = train(model, tokenizer, pair_sets[K], loss_type="sigmoid", optim="sgd", lr=APPROXIMATE_LR,
