@@ -96,3 +96,12 @@ def test_the_chain_check_passes_on_dpo_and_catches_a_falsified_envelope():
     falsified = dataclasses.replace(chain, values=steep)
     (envelope, _) = check_chain(falsified, 0.01)
     assert envelope.status is Status.VIOLATED
+
+
+def test_derive_help_names_every_accepted_loss_type():
+    from theory.losses import LOSS_TYPES
+    from verify.cli import _parser
+
+    derive = _parser()._subparsers._group_actions[0].choices["derive"]
+    text = " ".join(derive.format_help().split())
+    assert all(name in text for name in LOSS_TYPES)

@@ -80,9 +80,12 @@ def _parser() -> argparse.ArgumentParser:
                                              "torch trainers and the claim machinery on the derived statements.")
     source = derive.add_mutually_exclusive_group(required=True)
     source.add_argument("--loss", metavar="EXPR", help="f(r) in r, e.g. '(r-1)**2', 'log(1+exp(-r))', 'Max(0, 1-r)'")
-    source.add_argument("--loss-type", metavar="NAME", help="TRL's loss_type: sigmoid, robust, exo_pair, hinge, ipo")
+    source.add_argument("--loss-type", metavar="NAME",
+                        help="TRL 1.16's loss_type: sigmoid, hinge, ipo, robust, exo_pair, discopop, sigmoid_norm, or "
+                             "cdpo (conservative DPO); of (r_w, r_l): nca_pair, bco_pair, sppo_hard, apo_zero, apo_down")
     derive.add_argument("--beta", default="0.1", help="beta of the dynamics and of TRL's loss, taken exactly as typed (default 0.1)")
-    derive.add_argument("--label-smoothing", help="TRL's label_smoothing, with --loss-type (default 0)")
+    derive.add_argument("--label-smoothing", help="TRL's label_smoothing, with --loss-type: read by robust, cdpo and "
+                                                  "exo_pair only (default 0; exo_pair needs > 0)")
     derive.add_argument("--seed", type=_seed, default=0, help="seed of the numeric check (default 0)")
     derive.add_argument("--no-numeric", action="store_true", help="skip the numeric check")
     derive.add_argument("--sympy-time-limit", type=float, default=30.0, metavar="SECONDS",
@@ -263,11 +266,8 @@ def command_check(args) -> int:
 def command_derive(args) -> int:
     import math
 
-    from theory.losses import PAIR_LOSS_TYPES, parse_loss_expression, trl_loss
     from theory.numbers import exact_rational
-    from theory.pair_losses import trl_pair_loss
-    from theory.chain import chain_latex, margin_chain
-    from theory.objectives import SymbolicTimeLimit, SymbolicTimeout, derive_objective
+    from theory.objectives import SymbolicTimeLimit, SymbolicTimeout
 
     if not (math.isfinite(args.sympy_time_limit) and args.sympy_time_limit > 0):
         raise UsageError(f"--sympy-time-limit must be a finite number of seconds > 0, got {args.sympy_time_limit}")
@@ -293,24 +293,7 @@ def command_derive(args) -> int:
     limit = SymbolicTimeLimit(args.sympy_time_limit, "the loss and its derivative")
     try:
         with limit:
-            if args.loss is not None:
-                loss = parse_loss_expression(args.loss)
-            else:
-                smoothing = "0" if args.label_smoothing is None else args.label_smoothing
-                if args.loss_type in PAIR_LOSS_TYPES:
-                    pair = trl_pair_loss(args.loss_type, args.beta, smoothing)
-                    limit.step("the individual-reward dynamics (§7)")
-                    lines, latex = _pair_loss_report(pair, data)
-                    raise _PairLossDone
-                loss = trl_loss(args.loss_type, args.beta, smoothing)
-            derivation = derive_objective(loss, limit.step, trajectory_seconds=args.sympy_time_limit / 3)
-            limit.step("the theorem chain")
-            chain, other = (margin_chain(loss, route, data) for route in (args.route, _OTHER_ROUTE[args.route]))
-            limit.step("writing the result")
-            lines = derivation.report_lines() + chain.report_lines() + [_route_summary(other)]
-            latex = chain_latex(derivation, chain, data)
-    except _PairLossDone:
-        derivation = chain = None
+            derivation, chain, lines, latex = _derive_and_report(args, data, limit)
     except SymbolicTimeout as timeout:
         raise UsageError(str(timeout)) from None
     except RecursionError:
@@ -360,8 +343,26 @@ def command_derive(args) -> int:
 _OTHER_ROUTE = {"paper": "tight", "tight": "paper"}
 
 
-class _PairLossDone(Exception):
-    """A loss of (r_w, r_l): its report is complete before the margin derivation would start."""
+def _derive_and_report(args, data, limit):
+    """(derivation, chain, lines, LaTeX) for a margin loss; (None, None, lines, LaTeX) for a loss of (r_w, r_l),
+    whose chain stops at Lemma 4.1. `limit.step` names each stage for the time limit."""
+    from theory.chain import chain_latex, margin_chain
+    from theory.losses import PAIR_LOSS_TYPES, parse_loss_expression, trl_loss
+    from theory.objectives import derive_objective
+    from theory.pair_losses import trl_pair_loss
+
+    smoothing = "0" if args.label_smoothing is None else args.label_smoothing
+    if args.loss_type in PAIR_LOSS_TYPES:
+        pair = trl_pair_loss(args.loss_type, args.beta, smoothing)
+        limit.step("the individual-reward dynamics (§7)")
+        return (None, None, *_pair_loss_report(pair, data))
+    loss = parse_loss_expression(args.loss) if args.loss is not None else trl_loss(args.loss_type, args.beta, smoothing)
+    derivation = derive_objective(loss, limit.step, trajectory_seconds=args.sympy_time_limit / 3)
+    limit.step("the theorem chain")
+    chain, other = (margin_chain(loss, route, data) for route in (args.route, _OTHER_ROUTE[args.route]))
+    limit.step("writing the result")
+    lines = derivation.report_lines() + chain.report_lines() + [_route_summary(other)]
+    return derivation, chain, lines, chain_latex(derivation, chain, data)
 
 
 def _pair_loss_report(pair, data) -> tuple[list[str], str]:
