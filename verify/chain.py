@@ -76,7 +76,7 @@ class MinorityShare:
 
 def minority_shares(loss=DPO, shares=None, delta=sp.Rational(1, 20), route: str = "paper") -> list[MinorityShare]:
     """The per-value risk bound needs the value's own count Q_k = p N / 2 >= Q_min(K): N >= 2 Q_min(K) / p."""
-    shares = shares or [sp.Rational(i, 100) for i in range(30, 51)]
+    shares = shares or [sp.Rational(i, 100) for i in range(30, 51, 2)]
     rows = []
     for p in shares:
         chain = margin_chain(loss, route, DataVariant(shares=(1 - p, p)))
@@ -98,7 +98,7 @@ class LabelNoisePoint:
 def label_noise_points(loss=DPO, flip_rates=None, route: str = "paper") -> list[LabelNoisePoint]:
     from theory.data_variants import derive_label_noise, flip_rate
 
-    flip_rates = flip_rates or [sp.Rational(i, 100) for i in range(2, 50, 3)]
+    flip_rates = flip_rates or [sp.Rational(i, 100) for i in range(2, 50, 4)]
     (root, *_) = derive_label_noise(loss.weight).fixed_points
     return [LabelNoisePoint(eta, float(root.subs(flip_rate, eta)),
                             margin_chain(loss, route, DataVariant(flip_rate=eta)).complete) for eta in flip_rates]
