@@ -105,3 +105,14 @@ def test_derive_help_names_every_accepted_loss_type():
     derive = _parser()._subparsers._group_actions[0].choices["derive"]
     text = " ".join(derive.format_help().split())
     assert all(name in text for name in LOSS_TYPES)
+
+
+def test_derive_with_a_data_variant_runs_the_variant_checks(capsys):
+    from verify.cli import main
+
+    status = main(["derive", "--loss", "log(1+exp(-r))", "--flip-rate", "0.2", "--shares", "0.5,0.5"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "stopped at: test margin" in out
+    numeric = [line for line in out.splitlines() if line.startswith("numeric           PASS")]
+    assert any("unequal shares" in line for line in numeric) and any("saturate at r*" in line for line in numeric)

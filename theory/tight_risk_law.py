@@ -425,7 +425,7 @@ def derive_leading_order() -> DerivationResult:
 def derive_weight_correction() -> DerivationResult:
     """Step 10: the average of sigma(-r s) over s in [0, 1] (margins growing linearly to r at tau_1) and its series;
     E[(alpha . u) alpha] = v^2 u for alpha ~ N(0, v^2 I), checked in two coordinates with sympy.stats."""
-    r_end, s = sp.Symbol("r", positive=True), sp.Symbol("s", positive=True)
+    r_end = sp.Symbol("r", positive=True)
     average = (sp.log(2) - sp.log(1 + sp.exp(-r_end))) / r_end
     # r * average is the integral of sigma(-u) over [0, r]: it vanishes at r = 0 and its derivative is sigma(-r)
     antiderivative = r_end * average

@@ -20,7 +20,6 @@ import gc
 import importlib.util
 import json
 import math
-import os
 import sys
 import tempfile
 import time

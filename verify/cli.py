@@ -333,8 +333,9 @@ def command_derive(args) -> int:
         from verify.data_variants import run_variant_checks
 
         floats = lambda values: None if values is None else tuple(float(x) for x in values)
-        for check in run_variant_checks(loss, shares=floats(data.shares), flip_rate=float(data.flip_rate) or None,
-                                        weights=floats(data.pair_weights), seeds=(args.seed,)):
+        for check in run_variant_checks(chain.loss, shares=floats(data.shares),
+                                        flip_rate=float(data.flip_rate) or None, weights=floats(data.pair_weights),
+                                        seeds=(args.seed,)):
             failed |= check.verdict == "FAIL"
             print(f"numeric           {check}")
     return 1 if failed else 0
