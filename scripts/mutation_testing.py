@@ -1,0 +1,193 @@
+"""Code mutation testing of theory/ and verify/claims/ with mutmut: on demand, never in CI (TESTING.md).
+
+    python scripts/mutation_testing.py sample --per-folder 150 --seed 14   # a seeded random sample per folder
+    python scripts/mutation_testing.py run [NAME_OR_GLOB ...]               # every mutant, or some by mutmut name
+    python scripts/mutation_testing.py report [--sample] [--markdown]       # killed/total per folder, survivors
+
+The configuration (files mutated, tests run) is [tool.mutmut] in pyproject.toml. mutmut works in mutants/
+(gitignored) and keeps its results there between runs; remove mutants/ when done. One worker (--max-children 1).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MUTANTS = ROOT / "mutants"
+SAMPLE = MUTANTS / "sample.txt"
+FOLDERS = ("theory", "verify/claims")
+CONFIDENCE = 0.95
+
+# mutmut's exit codes per mutant (mutmut.stats.status_by_exit_code, 3.x); a timeout counts as killed, as in mutmut.
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
+          36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", None: "not checked",
+          37: "caught by type check", -11: "segfault", -9: "segfault", 2: "interrupted"}
+KILLED = {"killed", "timeout"}
+
+
+def folder_of(meta: Path) -> str:
+    return "verify/claims" if meta.relative_to(MUTANTS).parts[:2] == ("verify", "claims") else "theory"
+
+
+def meta_files() -> list[Path]:
+    return sorted(p for folder in FOLDERS for p in (MUTANTS / folder).glob("*.py.meta"))
+
+
+def mutants_by_folder() -> dict[str, dict[str, tuple[Path, int | None]]]:
+    """{folder: {mutant name: (meta file, exit code)}} from mutmut's per-file records."""
+    out: dict[str, dict[str, tuple[Path, int | None]]] = {folder: {} for folder in FOLDERS}
+    for meta in meta_files():
+        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            out[folder_of(meta)][name] = (meta, code)
+    return out
+
+
+def mutmut_run(names: list[str]) -> int:
+    """`mutmut run --max-children 1 NAMES` with the environment the recorded run used."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    # Every mutant's process imports the mutated modules afresh; without bytecode caching it would compile
+    # them (ten times the source: every mutant is a copy of its function) each time, about 9 s. The cache
+    # goes under mutants/ with everything else mutmut writes.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(MUTANTS / ".pycache")
+    # Tests that start `dpo-verify` as a subprocess import the mutated copy (mutmut sets only its own sys.path).
+    # mutants/ must exist before Python starts: a sys.path entry missing at startup is cached as missing.
+    MUTANTS.mkdir(exist_ok=True)
+    env["PYTHONPATH"] = os.pathsep.join([str(MUTANTS), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return subprocess.run(["mutmut", "run", "--max-children", "1", *names], cwd=ROOT, env=env).returncode
+
+
+def generate() -> None:
+    """Make mutmut write its mutants and collect its per-test coverage, without testing any mutant yet.
+
+    mutmut has no generate-only command: a run filtered on a name that matches nothing generates, collects
+    the stats, then stops with 'nothing matches' (a non-zero exit that is expected here).
+    """
+    if not meta_files() or not (MUTANTS / "mutmut-stats.json").exists():
+        mutmut_run(["no-mutant-has-this-name*"])
+    if not meta_files() or not (MUTANTS / "mutmut-stats.json").exists():
+        sys.exit("mutation_testing: mutmut did not generate mutants or stats; see its output above")
+
+
+def cmd_sample(args) -> int:
+    generate()
+    chosen, pending = [], []
+    for folder, mutants in mutants_by_folder().items():
+        # A seeded shuffle, then its first n: a larger n extends the sample instead of drawing a new one.
+        order = sorted(mutants)
+        random.Random(f"{args.seed}/{folder}").shuffle(order)
+        picked = sorted(order[:args.per_folder])
+        print(f"{folder}: {len(order)} mutants, {len(picked)} sampled (seed {args.seed})")
+        chosen += picked
+        pending += [n for n in picked if args.rerun or mutants[n][1] is None]  # None: not tested yet
+    SAMPLE.write_text("\n".join(chosen) + "\n")
+    print(f"{len(pending)} of them to test")
+    return mutmut_run(pending) if pending else 0
+
+
+def cmd_run(args) -> int:
+    return mutmut_run(list(args.names))
+
+
+# --- the report ---------------------------------------------------------------------------------------------
+def _functions(source_file: Path) -> dict[str, list[str]]:
+    source = source_file.read_text()
+    lines = source.splitlines()
+    return {node.name: lines[node.lineno - 1:node.end_lineno] for node in ast.walk(ast.parse(source))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def mutation_of(name: str, meta: Path, cache: dict) -> tuple[str, str]:
+    """(function, the changed source lines 'before -> after') of one mutant, read from mutmut's mutated file."""
+    source_file = meta.with_suffix("")  # x.py.meta -> x.py
+    if source_file not in cache:
+        cache[source_file] = _functions(source_file)
+    functions = cache[source_file]
+    mangled = name.rpartition(".")[2]
+    base = mangled.rpartition("__mutmut_")[0]
+    original, mutant = functions.get(base + "__mutmut_orig"), functions.get(mangled)
+    function = base.removeprefix("x_").replace("ǁ", ".").strip(".")
+    if original is None or mutant is None:
+        return function, "(source not found)"
+    removed, added = [], []
+    for line in difflib.ndiff(original[1:], mutant[1:]):
+        if line.startswith("- "):
+            removed.append(line[2:].strip())
+        elif line.startswith("+ "):
+            added.append(line[2:].strip())
+    return function, f"{' / '.join(removed)} -> {' / '.join(added) or '(line removed)'}"
+
+
+def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    from scipy.stats import beta
+
+    alpha = 1 - confidence
+    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return low, high
+
+
+def cmd_report(args) -> int:
+    if not meta_files():
+        sys.exit("mutation_testing: no mutants/ records; run `sample` or `run` first")
+    selected = set(SAMPLE.read_text().split()) if args.sample else None
+    cache: dict = {}
+    rows = []
+    for folder, mutants in mutants_by_folder().items():
+        names = sorted(n for n in mutants if selected is None or n in selected)
+        status = {n: STATUS.get(mutants[n][1], "suspicious") for n in names}
+        tested = [n for n in names if status[n] != "not checked"]
+        killed = sum(status[n] in KILLED for n in tested)
+        timeouts = sum(status[n] == "timeout" for n in tested)
+        line = f"{folder}: {killed}/{len(tested)} killed" if tested else f"{folder}: nothing tested"
+        if tested:
+            line += f" ({100 * killed / len(tested):.1f}%"
+            if selected is not None:
+                low, high = clopper_pearson(killed, len(tested))
+                line += f", 95% CP [{100 * low:.1f}%, {100 * high:.1f}%] for the whole folder"
+            line += f"; {timeouts} by timeout)"
+        untested = len(names) - len(tested)
+        print(line + (f"; {untested} not run" if untested else ""))
+        rows += [(folder, n, status[n], *mutation_of(n, mutants[n][0], cache)) for n in tested if status[n] not in KILLED]
+    if rows:
+        print()
+        if args.markdown:
+            print("| module | function | mutation | status |")
+            print("|---|---|---|---|")
+        for folder, name, state, function, change in rows:
+            module = name.split(".x")[0]
+            if args.markdown:
+                cell = change.replace("|", "\\|")
+                print(f"| {module} | `{function}` | `{cell}` | {state} |")
+            else:
+                print(f"{state:10s} {name}\n           {change}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mutation_testing", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    sample = commands.add_parser("sample", help="test a seeded random sample of mutants per folder")
+    sample.add_argument("--per-folder", type=int, default=150)
+    sample.add_argument("--seed", type=int, default=14)
+    sample.add_argument("--rerun", action="store_true", help="test again the sampled mutants already tested")
+    run = commands.add_parser("run", help="test every mutant, or those named (mutmut names or globs)")
+    run.add_argument("names", nargs="*")
+    report = commands.add_parser("report", help="killed/total per folder and every mutant not killed")
+    report.add_argument("--sample", action="store_true", help="only the mutants of the last `sample`")
+    report.add_argument("--markdown", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "sample" and args.per_folder < 1:
+        parser.error(f"--per-folder must be >= 1, got {args.per_folder}")
+    return {"sample": cmd_sample, "run": cmd_run, "report": cmd_report}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

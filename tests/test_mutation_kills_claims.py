@@ -1,0 +1,188 @@
+"""Checks of verify/claims/ that code mutants survived (mutmut, TESTING.md): what a verdict reports (its
+parameters, the seed of its first failing trial, its contrast runs), the checks' own guards, and the
+registry, each against values computed independently here."""
+from __future__ import annotations
+
+import importlib
+import math
+
+import pytest
+import sympy as sp
+
+from verify.claims import all_claims, get_claim
+from verify.verdicts import Status, clopper_pearson
+
+
+def test_a_verdict_reports_the_parameters_it_ran_at():
+    """Every claim at its quick defaults: the verdict names the claim, has a summary line and records every
+    parameter it ran at (those given as "auto" are recorded as chosen)."""
+    for claim_id, claim in all_claims().items():
+        given, verdict = claim.parameters(quick=True), claim.run(quick=True)
+        assert verdict.claim == claim_id
+        assert isinstance(verdict.summary, str) and verdict.summary, claim_id
+        for name, value in given.items():
+            assert name in verdict.parameters, (claim_id, name)
+            if value is not None:
+                assert verdict.parameters[name] == value, (claim_id, name)
+
+
+@pytest.mark.parametrize("claim_id", ["theorem-b.3", "theorem-c.5"])
+def test_contrast_points_outside_the_assumptions_are_reported_as_such(claim_id):
+    """The training claims also run at v_outside = 0.1, above v <= 1/(4 sqrt Q) (Q = 80 quick): the
+    report must name the assumption that fails there."""
+    claim = get_claim(claim_id)
+    given, verdict = claim.parameters(quick=True), claim.run(quick=True)
+    outside = verdict.details["outside assumptions"]
+    assert outside["v"] == given["v_outside"] > 1 / (4 * math.sqrt(given["Q"]))
+    assert any(u.startswith("v <= 1/(4 sqrt(Q))") for u in outside["unmet"]), outside
+
+
+# --- the registry ---------------------------------------------------------------------------------------------
+def _fingerprint(claim):
+    check = getattr(claim.check, "func", claim.check)
+    quick = claim.parameters(quick=True)
+    return (claim.title, claim.reference, claim.assumptions, claim.statement, claim.defaults, claim.quick, claim.specs,
+            check.__qualname__, getattr(claim.check, "args", ()), claim.footprint(quick) if claim.footprint else None)
+
+
+def test_registration_rebuilds_the_same_registry(monkeypatch):
+    """Registering is a pure function of the claim modules: importing them again into an empty registry gives
+    the same claims (ids, texts from the statements, defaults, parameter declarations, checks, footprints)."""
+    import verify.claims as claims
+
+    before = all_claims()
+    monkeypatch.setattr(claims, "_REGISTRY", {})
+    for name in claims._CLAIM_MODULES:
+        importlib.reload(importlib.import_module(name))
+    rebuilt = dict(claims._REGISTRY)
+    assert set(rebuilt) == set(before)  # the order is that of first import, which the test session decides
+    for claim_id, claim in before.items():
+        assert _fingerprint(rebuilt[claim_id]) == _fingerprint(claim), claim_id
+
+
+# --- the seed of the first failing trial ---------------------------------------------------------------------
+def test_lemma_c2_reports_the_first_trial_beyond_a_falsified_bound(monkeypatch):
+    """With the bound placed between the trials' largest inner products, the verdict names the first trial
+    (in seed order) that exceeds it, not the run's seed."""
+    import torch
+
+    from theory.concentration import LEMMA_C2
+    from verify.data_model import DiverseValueDistribution
+
+    claim = get_claim("lemma-c.2")
+    p = claim.parameters(quick=True)
+    seeds = list(range(p["trials"]))
+    c = DiverseValueDistribution(p["K"], p["d"], 0.0, 0.25, delta=p["delta"]).concept_vectors(seeds)
+    per_trial = ((c @ c.transpose(1, 2)).abs() - torch.eye(p["K"], dtype=c.dtype)).flatten(1).amax(1).tolist()
+    later = [x for x in per_trial[1:] if x > per_trial[0]]
+    assert later  # seeds 0..7 at the quick defaults: trial 0 is not the largest
+    bound = (per_trial[0] + max(later)) / 2
+    monkeypatch.setitem(LEMMA_C2.conclusions, "inner_product_bound", sp.Float(bound, 30))
+    verdict = claim.run(quick=True, seed=0)
+    first = next(s for s, x in zip(seeds, per_trial) if x > bound * (1 + 1e-12))
+    assert first > 0 and verdict.seed == first
+    assert verdict.failures == sum(x > bound for x in per_trial) + 1  # + the worst-case construction (2 cos sin > bound)
+
+
+def test_risk_claim_reports_the_first_trial_above_a_falsified_bound(monkeypatch):
+    """At v = 0.05 Lemma B.1's event fails in every trial, so no proof-step counterexample names a seed: the
+    verdict's seed must be that of the first trial whose exact risk exceeds the (falsified) bound."""
+    from theory.generalization import THEOREM_B4
+
+    claim = get_claim("theorem-b.4")
+    unmodified = claim.run(quick=True, seed=0, v=0.05)
+    log10_risk = unmodified.details["log10 risk per trial"]
+    assert unmodified.proof_step.event_held == 0
+    above = [x for x in log10_risk[1:] if x > log10_risk[0] + 0.01]
+    assert above  # trial 0 is not the riskiest at seed 0
+    log10_bound = (log10_risk[0] + max(above)) / 2
+    monkeypatch.setitem(THEOREM_B4.conclusions, "risk_bound", sp.Integer(10) ** sp.Rational(str(round(log10_bound, 4))))
+    verdict = claim.run(quick=True, seed=0, v=0.05)
+    first = next(k for k, x in enumerate(log10_risk) if x > log10_bound)
+    assert first > 0 and verdict.seed == first and verdict.failures == sum(x > log10_bound for x in log10_risk)
+
+
+# --- exact identities that fail -----------------------------------------------------------------------------
+def test_lemma_4_1_beyond_its_tolerance_is_violated_counted_and_exact(monkeypatch):
+    """At a zero tolerance every instance's round-off is a failure: violated, every instance counted, and the
+    verdict stays an exact check (no failure rate)."""
+    import verify.claims.single_token as single_token
+
+    monkeypatch.setattr(single_token, "GRADIENT_RELATIVE_TOLERANCE", 0.0)
+    verdict = get_claim("lemma-4.1").run(quick=True, seed=3, trials=2)
+    assert verdict.status is Status.VIOLATED
+    assert verdict.failures == verdict.trials == 2 and verdict.seed == 3
+    assert verdict.exact and verdict.failure_rate_upper is None
+
+
+# --- claims/common.py --------------------------------------------------------------------------------------
+def test_training_footprint_counts_every_trial_sample_and_test_draw():
+    """8 bytes x trials x (2KQ training samples x d x the flow's copies + test draws x d x their copies), with
+    d at least K + 1 (the data model needs it), d = 2K + 2 for an automatic d, one trial by default."""
+    from verify.claims.common import _TEST_COPIES, _TRAIN_COPIES, training_footprint
+
+    bytes_for = lambda trials, K, Q, d, test: 8 * trials * (2 * K * Q * d * _TRAIN_COPIES + test * d * _TEST_COPIES)
+    assert training_footprint(dict(K=3, Q=10, d=7, trials=5, test_size=100)) == bytes_for(5, 3, 10, 7, 100)
+    assert training_footprint(dict(K=4, Q=10, d=2)) == bytes_for(1, 4, 10, 5, 0)  # d raised to K + 1
+    assert training_footprint(dict(K=4, Q=10, d="auto", test_size=9)) == bytes_for(1, 4, 10, 10, 9)
+    assert training_footprint(dict(K_values="1,6", Q=10, d=3)) == bytes_for(1, 6, 10, 7, 0)
+
+
+def test_ratio_of_measured_to_bound():
+    from verify.claims.common import ratio
+
+    assert ratio(1.0, 4.0) == 0.25
+    assert ratio(0.0, 0.0) == 0.0 and ratio(3.0, 0.0) == math.inf  # a bound that underflowed to 0
+
+
+def test_a_probabilistic_verdict_reports_its_clopper_pearson_interval():
+    from verify.claims.common import decide
+
+    kwargs = dict(unmet=[], failures=2, trials=40, first_failure=5, measured=1.0, bound=2.0, summary="s",
+                  tightness={})
+    verdict = decide("x", {}, 0, probability=0.9, details={}, **kwargs)
+    assert verdict.details["failure_rate_interval"] == clopper_pearson(2, 40, 0.95)
+    assert verdict.summary.startswith("s; 2/40 trials fail")
+    assert "failure_rate_interval" not in decide("x", {}, 0, probability=None, details={}, **kwargs).details
+    untried = decide("x", {}, 0, probability=0.9, details={}, **{**kwargs, "trials": 0, "failures": 0})
+    assert untried.summary.startswith("s; not established: ")  # no trial, no rate line
+
+
+# --- claims/generalization.py ------------------------------------------------------------------------------
+def test_monte_carlo_that_saw_no_error_where_many_were_expected_disagrees():
+    """n R >= 1 makes a trial resolvable even with 0 errors: 1000 draws at R = 0.01 expect 10 errors, and 0
+    is far outside the 99.9% interval; 0 errors at R = 1e-6 say nothing."""
+    from dataclasses import dataclass
+
+    from verify.claims.generalization import TrainedModels, monte_carlo_check
+
+    @dataclass
+    class Exact:
+        log_risk: list
+
+    models = TrainedModels([11, 12], None, Exact([math.log(0.01), math.log(1e-6)]), [0, 0], 1000, None)
+    assert monte_carlo_check(models) == ([11], 1)
+
+
+def test_scaling_law_outside_run_and_summary():
+    """With v_outside the scaling check also trains at v = 0.3 at Q_min and reports how far below delta that
+    lands; the summary states the measured log10 R."""
+    verdict = get_claim("scaling-law").run(quick=True, v_outside=0.3)
+    outside = [v for k, v in verdict.tightness.items() if "v=0.3" in k]
+    assert len(outside) == 1 and isinstance(outside[0], float)
+    assert f"log10 R <= {verdict.measured:.6g} vs log10 delta" in verdict.summary
+
+
+def test_lemma_event_with_delta_is_measured_from_the_printed_centres():
+    """For delta > 0 the cluster means are tilted, but Lemma C.3's event is about the printed (orthogonal)
+    centres: deviations near 0.05 there, against about 0.005 from the actual means. The shortcut bound must not
+    certify from the actual means a trial the exact check refuses."""
+    from verify.data_model import DiverseValueDistribution, concentration_events, token_layout
+    from verify.claims.generalization import lemma_event
+
+    dist = DiverseValueDistribution(2, 6, 1e-3, 0.25, delta=0.2, tokens=token_layout("chain", 2))
+    sample = dist.sample([0, 1], 10)
+    exact = concentration_events(sample, 1.0, 0.03, printed_centres=True)["all"].tolist()
+    assert exact == [False, False]
+    assert lemma_event(sample, 1.0, 0.03) == exact
+    assert lemma_event(sample, 1.0, 0.07) == concentration_events(sample, 1.0, 0.07, printed_centres=True)["all"].tolist() == [True, True]
