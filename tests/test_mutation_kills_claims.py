@@ -186,3 +186,53 @@ def test_lemma_event_with_delta_is_measured_from_the_printed_centres():
     assert exact == [False, False]
     assert lemma_event(sample, 1.0, 0.03) == exact
     assert lemma_event(sample, 1.0, 0.07) == concentration_events(sample, 1.0, 0.07, printed_centres=True)["all"].tolist() == [True, True]
+
+
+# --- proof steps and recorded grids --------------------------------------------------------------------------
+def test_lemma_b2_sandwich_allows_round_off_on_both_sides_and_no_more():
+    """One trial, one time, slopes at the bounds give or take the tolerance: within it is no failure."""
+    import torch
+
+    from verify.claims.training_guarantee import outside_sandwich
+
+    lower, upper, tolerance = torch.tensor([[1.0]]), torch.tensor([[2.0]]), torch.tensor([[1e-3]])
+
+    def failed(slope):
+        return bool(outside_sandwich(torch.tensor([[[slope]]]), lower, upper, tolerance)[0])
+
+    assert not failed(1.0 - 0.5e-3) and not failed(2.0 + 0.5e-3) and not failed(1.5)
+    assert failed(1.0 - 2e-3) and failed(2.0 + 2e-3)
+
+
+def test_failure_mode_t_s_lies_on_the_documented_grid():
+    """t_s is recorded on _STEPS_TO_CAP equal steps from 0 to where r_L reaches log 3; r_L(tau_1) = log 3/40
+    and r_L is linear, so that is 40 tau_1 and every t_s is a multiple of 40 tau_1/_STEPS_TO_CAP."""
+    from verify.claims import failure_mode
+
+    details = get_claim("sec7-failure-mode").run(quick=True).details
+    step = 40 * details["tau_1"] / failure_mode._STEPS_TO_CAP
+    multiples = [t / step for t in details["t_s per trial"]]
+    assert any(m > 0 for m in multiples), multiples
+    assert all(abs(m - round(m)) < 1e-9 * max(1.0, m) for m in multiples), multiples
+
+
+@pytest.mark.parametrize("claim_id", ["theorem-b.3", "theorem-4.3", "lemma-b.1"])
+def test_contrast_runs_keep_the_claims_token_layout(claim_id, monkeypatch):
+    """The runs outside the assumptions change one parameter (v or l_b) of the claim's own distribution; the
+    token layout (here the chain, Z = 2) must stay."""
+    import verify.data_model as data_model
+
+    built = []
+    original = data_model.DiverseValueDistribution.__post_init__
+
+    def record(self):
+        original(self)
+        built.append(self)
+
+    monkeypatch.setattr(data_model.DiverseValueDistribution, "__post_init__", record)
+    claim = get_claim(claim_id)
+    given = claim.parameters(quick=True)
+    claim.run(quick=True, tokens="chain")
+    layouts = {dist.tokens for dist in built if dist.v > 0 or dist.l_b != given["l_b"]}
+    assert len(layouts) == 1, layouts
+    assert len({dist.v for dist in built} | {dist.l_b for dist in built}) > 2  # a contrast run was built

@@ -308,3 +308,37 @@ def test_derivations_name_themselves_and_state_a_verdict():
         assert isinstance(result.claim, str) and result.claim
         assert isinstance(result.verdict, str) and result.verdict
         assert str(result).startswith(f"{result.claim}: {result.verdict}")
+
+
+# --- the idealised trajectory's guards (theory/objectives.py) ------------------------------------------------
+def test_flipped_logs_are_kept_only_if_they_vanish_at_zero():
+    """log(r - 2) - i pi flips to log(2 - r), an antiderivative of 1/(r - 2) that is real but log 2 at r = 0:
+    not the trajectory's integral from 0, so the original is kept."""
+    from theory.objectives import _flip_negative_logs
+    from theory.symbols import r
+
+    original = sp.log(r - 2) - sp.I * sp.pi
+    assert _flip_negative_logs(original, r - 2) == original
+    anchored = sp.log(r - 2) - sp.log(2) - sp.I * sp.pi  # the same, vanishing at 0: flipped
+    assert _flip_negative_logs(anchored, r - 2) == sp.log(2 - r) - sp.log(2)
+
+
+def test_real_branch_without_a_positive_fixed_point_goes_on_to_flip_the_logs():
+    """w = r + 2 has its only root at -2, ahead of no margin: the branch is taken by flipping logs instead."""
+    from theory.objectives import _real_branch
+    from theory.symbols import r
+
+    flippable = sp.log(r - 2) - sp.log(2) - sp.I * sp.pi  # an antiderivative of 1/(r - 2), but w = r + 2:
+    assert _real_branch(flippable, r + 2) == flippable  # the flipped form fails the derivative check
+    assert _real_branch(sp.log(r + 2) - sp.log(2), r + 2) == sp.log(r + 2) - sp.log(2)
+
+
+@pytest.mark.parametrize("infinity", [sp.zoo, sp.nan, sp.oo, -sp.oo])
+def test_an_integral_that_diverges_has_no_closed_form_trajectory(monkeypatch, infinity):
+    """sympy marks a divergent integral of 1/w with an infinity (1/r gives oo; zoo and nan come from 0/0-like
+    limits): no implicit relation and no trajectory, rather than an equation in infinities."""
+    from theory import objectives
+    from theory.symbols import r
+
+    monkeypatch.setattr(objectives.sp, "integrate", lambda *args, **kwargs: sp.log(r) + infinity)
+    assert objectives.idealised_trajectory(1 - r) == (None, None)

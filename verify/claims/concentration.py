@@ -11,6 +11,7 @@ on the worst-case construction (c_1 tilted toward e_{c_2} and c_2 toward e_{c_1}
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from theory.concentration import LEMMA_B1, LEMMA_C2, concept_tilt, derive_lemma_c2, expected_gram_entries
 from theory.numbers import float_at_most
@@ -56,7 +57,8 @@ def check_lemma_b1(seed: int, K: int, Q: int, d: int, v, l_b: float, epsilon, to
     unmet = LEMMA_B1.unmet(l_b=l_b)
     probability = conclusion(LEMMA_B1, "success_probability", **values)
     half_width = conclusion(LEMMA_B1, "half_width", **values)
-    stats, failed = _gram_run(DiverseValueDistribution(K, d, v, l_b, tokens=layout), seeds, Q, half_width)
+    dist = DiverseValueDistribution(K, d, v, l_b, tokens=layout)
+    stats, failed = _gram_run(dist, seeds, Q, half_width)
     failures = int(failed.sum())
     first = seeds[int(failed.nonzero()[0])] if failures else None
     worst = {k: float(x.max()) for k, x in stats.items()}
@@ -71,8 +73,7 @@ def check_lemma_b1(seed: int, K: int, Q: int, d: int, v, l_b: float, epsilon, to
         eps_contrast = theorems_epsilon(v_contrast)
         contrast_values = {**values, "v": v_contrast, "epsilon": eps_contrast}
         width = conclusion(LEMMA_B1, "half_width", **contrast_values)
-        contrast_stats, contrast_failed = _gram_run(DiverseValueDistribution(K, d, v_contrast, l_b, tokens=layout),
-                                                    seeds, Q, width)
+        contrast_stats, contrast_failed = _gram_run(replace(dist, v=v_contrast), seeds, Q, width)
         contrast_largest = max(float(x.max()) for x in contrast_stats.values())
         tightness[f"v={v_contrast:g}, theorems' eps: max deviation / half width"] = contrast_largest / width
         details["contrast"] = {"v": v_contrast, "epsilon": eps_contrast, "half width": width,
@@ -80,7 +81,7 @@ def check_lemma_b1(seed: int, K: int, Q: int, d: int, v, l_b: float, epsilon, to
                                "of": trials, "stated probability": conclusion(LEMMA_B1, "success_probability",
                                                                               **contrast_values)}
     if l_b_outside and l_b_outside != l_b:
-        outside, _ = _gram_run(DiverseValueDistribution(K, d, v, l_b_outside, tokens=layout), seeds, Q, half_width)
+        outside, _ = _gram_run(replace(dist, l_b=l_b_outside), seeds, Q, half_width)
         tightness.update({f"l_b={l_b_outside:g}: {k} / half width": float(x.max()) / half_width for k, x in outside.items()})
         details["outside assumptions"] = {"l_b": l_b_outside, "unmet": LEMMA_B1.unmet(l_b=l_b_outside)}
     summary = (f"Eqs. (9)-(13) within 2 eps v = {half_width:.3g} (eps = {epsilon:.4g}, v = {v:.4g}): largest "

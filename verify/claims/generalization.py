@@ -277,8 +277,7 @@ def check_generalization(statement: Statement, claim: str, seed: int, K: int, Q:
                "Monte Carlo resolvable trials": resolvable, "Monte Carlo disagreements (seeds)": disagree}
     tightness = {"decades below the bound (closest trial)": closest}
     if v_outside and v_outside != v:
-        outside = train_and_measure(DiverseValueDistribution(K, d, v_outside, l_b, delta=delta, tokens=layout),
-                                    Q, seeds, beta, tau, horizon, test_size, loss)
+        outside = train_and_measure(replace(dist, v=v_outside), Q, seeds, beta, tau, horizon, test_size, loss)
         # the bound evaluated at the outside point (eps re-resolved to the Remark's value there)
         _, out_eps, _ = statement.resolve_noise(Q, Z, v_outside, None, 0.0)
         out_values = {**values, "v": v_outside, "epsilon": out_eps}

@@ -14,6 +14,7 @@ more than 875". Only sufficiency is proved (SPEC §5 item 10): no check can conf
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from theory.generalization import THEOREM_4_3
 from theory.numbers import exact_rational, float_at_most
@@ -94,8 +95,8 @@ def check_scaling_law(seed: int, K_values: str, K_table: str, delta: float, d: i
         for Q in q_grid(Q_min):
             v = float_at_most(THEOREM_4_3.v_boundary(Q))
             point_unmet = THEOREM_4_3.unmet(Z=Z, d=dK, v=v, Q=Q, l_b=l_b)
-            models = train_and_measure(DiverseValueDistribution(K, dK, v, l_b, tokens=layout), Q, seeds, beta, tau,
-                                       horizon, test_size)
+            dist = DiverseValueDistribution(K, dK, v, l_b, tokens=layout)
+            models = train_and_measure(dist, Q, seeds, beta, tau, horizon, test_size)
             log_bound = log_conclusion(THEOREM_4_3, "risk_bound", K=K, Q=Q)
             out, count = monte_carlo_check(models)
             disagree += [f"K = {K}, Q = {Q}, seed {s}" for s in out]
@@ -121,8 +122,7 @@ def check_scaling_law(seed: int, K_values: str, K_table: str, delta: float, d: i
             if tally is not None:
                 tallies.append(tally)
             if v_outside:
-                far = train_and_measure(DiverseValueDistribution(K, dK, v_outside, l_b, tokens=layout), Q, seeds, beta,
-                                        tau, horizon, test_size)
+                far = train_and_measure(replace(dist, v=v_outside), Q, seeds, beta, tau, horizon, test_size)
                 outside[f"K={K}, v={v_outside:g}: decades below delta at Q_min (closest trial)"] = \
                     min(decades(log_delta, x) for x in far.log_risk)
                 far_out, far_count = monte_carlo_check(far)

@@ -12,6 +12,7 @@ counterexample to the proof, whatever the stated probability.
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 
 import sympy as sp
 
@@ -122,9 +123,7 @@ def proof_step(statement: Statement, sample, margins, outside, beta: float, tau:
     norms = sample.features.norm(dim=2)  # (B, N)
     scale = beta**2 / N * 2 * norms.amax(1)[:, None] * norms.sum(1)[:, None] * high_w  # (B, T)
     tolerance = (N + d + 20) * FLOAT_EPS * scale
-    below = slopes < (lower - tolerance)[..., None]
-    above = slopes > (upper + tolerance)[..., None]
-    sandwich_failed = (below | above).flatten(1).any(1)
+    sandwich_failed = outside_sandwich(slopes, lower, upper, tolerance)
     counter = held & (sandwich_failed | outside)
     first = seeds[int(counter.nonzero()[0])] if bool(counter.any()) else None
     tally = ProofStepTally(
@@ -148,6 +147,13 @@ def proof_step(statement: Statement, sample, margins, outside, beta: float, tau:
         tightness["on the event: min tau r' / Lemma B.2 lower bound"] = float(ratio_low.min())
         tightness["on the event: max tau r' / Lemma B.2 upper bound"] = float(ratio_high.max())
     return tally, details, tightness
+
+
+def outside_sandwich(slopes, lower, upper, tolerance):
+    """Per trial: does some slope (B, T, N) leave [lower, upper] (B, T) by more than the round-off tolerance?"""
+    below = slopes < (lower - tolerance)[..., None]
+    above = slopes > (upper + tolerance)[..., None]
+    return (below | above).flatten(1).any(1)
 
 
 # --- the measurement ------------------------------------------------------------------------------------
@@ -273,8 +279,7 @@ def check_training_guarantee(statement: Statement, claim: str, seed: int, K: int
     tightness.update(step_tightness)
     # Just outside: the same draws at a fixed noise v_outside (e.g. v independent of Q).
     if v_outside and v_outside != v:
-        outside_dist = DiverseValueDistribution(K, d, v_outside, l_b, delta=delta, tokens=layout)
-        out = _envelope_run(outside_dist, Q, seeds, beta, tau, statement, grid, loss)
+        out = _envelope_run(replace(dist, v=v_outside), Q, seeds, beta, tau, statement, grid, loss)
         tightness.update(_ratios(out, f"v={v_outside:g}: "))
         tightness[f"v={v_outside:g}: trials outside the envelope"] = int(out["outside"].sum())
         details["outside assumptions"] = {"v": v_outside, "unmet": statement.unmet_among({**values, "v": v_outside})}
