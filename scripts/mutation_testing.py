@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = ROOT / "mutants"
 SAMPLE = MUTANTS / "sample.txt"
+VERDICTS = ROOT / "scripts" / "mutmut_survivors.toml"  # kind and reason of each survivor, judged by hand
 FOLDERS = ("theory", "verify/claims")
 CONFIDENCE = 0.95
 
@@ -134,10 +135,25 @@ def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[flo
     return low, high
 
 
+def load_verdicts() -> list[dict]:
+    """The hand verdicts on survivors (scripts/mutmut_survivors.toml): module, function, mutation, kind, why."""
+    import tomllib
+
+    return tomllib.loads(VERDICTS.read_text())["survivor"] if VERDICTS.exists() else []
+
+
+def verdict_for(verdicts: list[dict], module: str, function: str, change: str) -> tuple[str, str]:
+    for entry in verdicts:
+        if (entry["module"], entry["function"], entry["mutation"]) == (module, function, change):
+            return entry["kind"], entry["why"]
+    return "unjudged", ""
+
+
 def cmd_report(args) -> int:
     if not meta_files():
         sys.exit("mutation_testing: no mutants/ records; run `sample` or `run` first")
     selected = set(SAMPLE.read_text().split()) if args.sample else None
+    verdicts = load_verdicts()
     cache: dict = {}
     rows = []
     for folder, mutants in mutants_by_folder().items():
@@ -146,29 +162,49 @@ def cmd_report(args) -> int:
         tested = [n for n in names if status[n] != "not checked"]
         killed = sum(status[n] in KILLED for n in tested)
         timeouts = sum(status[n] == "timeout" for n in tested)
+        survivors = []
+        for n in tested:
+            if status[n] not in KILLED:
+                module = n.split(".x")[0]
+                function, change = mutation_of(n, mutants[n][0], cache)
+                survivors.append((folder, n, status[n], module, function, change,
+                                  *verdict_for(verdicts, module, function, change)))
+        equivalent = sum(row[6] == "equivalent" for row in survivors)
         line = f"{folder}: {killed}/{len(tested)} killed" if tested else f"{folder}: nothing tested"
         if tested:
-            line += f" ({100 * killed / len(tested):.1f}%"
-            if selected is not None:
-                low, high = clopper_pearson(killed, len(tested))
-                line += f", 95% CP [{100 * low:.1f}%, {100 * high:.1f}%] for the whole folder"
-            line += f"; {timeouts} by timeout)"
+            line += f" ({100 * killed / len(tested):.1f}%{_interval(killed, len(tested), selected)}; {timeouts} by timeout)"
+            if equivalent:
+                scored = len(tested) - equivalent
+                line += (f"; without the {equivalent} equivalent: {killed}/{scored} ({100 * killed / scored:.1f}%"
+                         f"{_interval(killed, scored, selected)})")
         untested = len(names) - len(tested)
         print(line + (f"; {untested} not run" if untested else ""))
-        rows += [(folder, n, status[n], *mutation_of(n, mutants[n][0], cache)) for n in tested if status[n] not in KILLED]
+        rows += survivors
     if rows:
+        order = {"gap": 0, "text": 1, "equivalent": 2}
+        rows.sort(key=lambda row: (order.get(row[6], -1), row[3], row[4], row[1]))
         print()
         if args.markdown:
-            print("| module | function | mutation | status |")
-            print("|---|---|---|---|")
-        for folder, name, state, function, change in rows:
-            module = name.split(".x")[0]
+            print("| module | function | mutation (before -> after) | kind | why |")
+            print("|---|---|---|---|---|")
+        for folder, name, state, module, function, change, kind, why in rows:
             if args.markdown:
-                cell = change.replace("|", "\\|")
-                print(f"| {module} | `{function}` | `{cell}` | {state} |")
+                cells = [module, f"`{function}`", f"`{_short(change)}`", kind if state == "survived" else f"{kind} ({state})", why]
+                print("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
             else:
-                print(f"{state:10s} {name}\n           {change}")
+                print(f"{state:10s} {kind:10s} {name}\n           {change}" + (f"\n           {why}" if why else ""))
     return 0
+
+
+def _interval(k: int, n: int, selected) -> str:
+    if selected is None:
+        return ""
+    low, high = clopper_pearson(k, n)
+    return f", 95% CP [{100 * low:.1f}%, {100 * high:.1f}%] for the whole folder"
+
+
+def _short(change: str, limit: int = 160) -> str:
+    return change if len(change) <= limit else change[:limit - 1] + "…"
 
 
 def main(argv: list[str] | None = None) -> int:
