@@ -2,6 +2,7 @@
 `thorough` (HYPOTHESIS_PROFILE=thorough: many more examples, random, with the example database)."""
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,3 +23,21 @@ def object_api_only(monkeypatch):
         raise AssertionError(f"matplotlib.use{args} switches the backend of the whole process")
     monkeypatch.setattr(matplotlib, "use", refuse)
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # `import matplotlib.pyplot` now fails
+
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+@pytest.fixture
+def snapshot():
+    """Compare a report's text with tests/snapshots/NAME, so that a change to what a researcher reads is made on
+    purpose: UPDATE_SNAPSHOTS=1 rewrites the file instead (then review its diff)."""
+    def check(name: str, text: str) -> None:
+        path = SNAPSHOTS / name
+        if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(text)
+            return
+        assert path.exists(), f"no snapshot {path}; write it with UPDATE_SNAPSHOTS=1"
+        assert text == path.read_text(), f"{name} changed; if on purpose, rerun with UPDATE_SNAPSHOTS=1 and review the diff"
+    return check

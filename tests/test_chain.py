@@ -116,3 +116,16 @@ def test_derive_with_a_data_variant_runs_the_variant_checks(capsys):
     assert "stopped at: test margin" in out
     numeric = [line for line in out.splitlines() if line.startswith("numeric           PASS")]
     assert any("unequal shares" in line for line in numeric) and any("saturate at r*" in line for line in numeric)
+
+
+def test_dpo_derivation_and_chain_report_as_recorded(snapshot):
+    """What `dpo-verify derive` prints for DPO before its numeric checks: Lemma 4.1's objects, then the chain on
+    both routes with their LaTeX."""
+    from theory.objectives import derive_objective
+
+    derivation = derive_objective(DPO)
+    lines = derivation.report_lines() + [f"{key}: {value}" for key, value in derivation.latex().items()]
+    for route in ("paper", "tight"):
+        chain = margin_chain(DPO, route=route)
+        lines += chain.report_lines() + [chain.latex()]
+    snapshot("derive_dpo.txt", "\n".join(lines) + "\n")

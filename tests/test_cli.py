@@ -113,3 +113,11 @@ def test_real_data_report_through_the_cli(tmp_path):
     result = run_cli("real", "--quick", "--output", str(tmp_path / "real"))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "real" / "report.md").exists() and (tmp_path / "real" / "results.json").exists()
+
+
+def test_audit_report_is_the_recorded_one(capsys, snapshot):
+    """Every finding of `dpo-verify audit`: its verdict, the settled reading and the numbers behind it."""
+    from verify.cli import main
+
+    assert main(["audit"]) == 0
+    snapshot("audit.txt", capsys.readouterr().out)

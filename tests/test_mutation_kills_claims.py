@@ -236,3 +236,52 @@ def test_contrast_runs_keep_the_claims_token_layout(claim_id, monkeypatch):
     layouts = {dist.tokens for dist in built if dist.v > 0 or dist.l_b != given["l_b"]}
     assert len(layouts) == 1, layouts
     assert len({dist.v for dist in built} | {dist.l_b for dist in built}) > 2  # a contrast run was built
+
+
+def test_ratio_of_measured_to_a_bound_below_one():
+    from verify.claims.common import ratio
+
+    assert ratio(0.1, 0.5) == 0.1 / 0.5 and ratio(1e-300, 1e-200) == 1e-300 / 1e-200
+
+
+def test_training_claims_registered_afresh_run_a_contrast_outside_the_assumptions(monkeypatch):
+    """Registration runs at import; registered again, each training claim's defaults still include a contrast
+    run at v_outside above B.3's v <= 1/(4 sqrt Q)."""
+    import verify.claims as claims
+
+    all_claims()  # every module imported once, so that each is registered only by the reload below
+    monkeypatch.setattr(claims, "_REGISTRY", {})
+    for name in claims._CLAIM_MODULES:
+        importlib.reload(importlib.import_module(name))
+    for claim_id in ("theorem-4.2", "theorem-b.3", "theorem-c.5"):
+        defaults = claims._REGISTRY[claim_id].defaults
+        assert defaults["v_outside"] > 1 / (4 * math.sqrt(defaults["Q"])), claim_id
+
+
+def test_registering_a_claim_twice_names_it():
+    from verify.claims import register
+
+    claim = get_claim("theorem-4.2")
+    with pytest.raises(ValueError, match="claim 'theorem-4.2' is registered twice"):
+        register(claim)
+
+
+def test_lemma_b1_reports_the_first_trial_beyond_a_falsified_half_width(monkeypatch):
+    """A half-width between trial 0's largest deviation and a later trial's: the verdict names the first trial
+    (in seed order) beyond it, and counts every such trial."""
+    from theory.concentration import LEMMA_B1
+    from verify.data_model import DiverseValueDistribution, gram_statistics, token_layout
+
+    claim = get_claim("lemma-b.1")
+    ran = claim.run(quick=True, seed=0).parameters
+    seeds = list(range(ran["trials"]))
+    dist = DiverseValueDistribution(ran["K"], ran["d"], ran["v"], ran["l_b"], tokens=token_layout(ran["tokens"], ran["K"]))
+    stats = gram_statistics(dist.sample(seeds, ran["Q"]))
+    per_trial = [max(float(x[b]) for x in stats.values()) for b in range(len(seeds))]
+    later = [x for x in per_trial[1:] if x > per_trial[0]]
+    assert later  # trial 0 is not the worst at the quick defaults
+    bound = (per_trial[0] + max(later)) / 2
+    monkeypatch.setitem(LEMMA_B1.conclusions, "half_width", sp.Float(bound, 30))
+    verdict = claim.run(quick=True, seed=0)
+    first = next(s for s, x in zip(seeds, per_trial) if x > bound)
+    assert first > 0 and verdict.seed == first and verdict.failures == sum(x > bound for x in per_trial)

@@ -342,3 +342,61 @@ def test_an_integral_that_diverges_has_no_closed_form_trajectory(monkeypatch, in
 
     monkeypatch.setattr(objectives.sp, "integrate", lambda *args, **kwargs: sp.log(r) + infinity)
     assert objectives.idealised_trajectory(1 - r) == (None, None)
+
+
+# --- functions the fast tests did not reach ------------------------------------------------------------------
+def test_eq_1_is_the_mean_of_the_dpo_member_of_the_loss_family():
+    from theory.losses import DPO
+    from theory.model import dpo_loss
+    from theory.symbols import r
+
+    margins = [sp.Rational(1, 2), -1, 3]
+    assert sp.simplify(dpo_loss(margins) - sum(DPO.f.subs(r, m) for m in margins) / 3) == 0
+
+
+def test_population_risk_weights_the_2k_clusters_equally():
+    from theory.population_risk import population_risk
+
+    risks = [sp.Rational(1, 10), sp.Rational(2, 10), sp.Rational(3, 10), sp.Rational(6, 10)]  # K = 2: four clusters
+    assert population_risk(risks).subs(K, 2) == sp.Rational(3, 10)
+    assert population_risk([]) == 0
+
+
+def _latex_rows(block: str) -> dict[str, str]:
+    return dict(line.removeprefix("&").removesuffix(r"\\").split(" = ", 1) for line in block.splitlines() if line.startswith("&"))
+
+
+def test_label_noise_latex_has_every_derived_row():
+    """DPO with flips: E[w], the rate, the fixed point log((1-eta)/eta), its slope and its eta -> 0 limit."""
+    from theory.data_variants import derive_label_noise
+    from theory.losses import DPO
+    from theory.objectives import derive_objective
+    from theory.data_variants import flip_rate as eta
+
+    derived = derive_label_noise(derive_objective(DPO).weight)
+    rows = _latex_rows(derived.latex())
+    assert list(rows) == [r"\mathbb E[w]", r"\tau\,\dot r", "r^*_{0}", r"\frac{\partial r^*_{0}}{\partial\eta}",
+                          r"\lim_{\eta\to 0^+} r^*_{0}"]
+    assert rows["r^*_{0}"] == sp.latex(sp.log((1 - eta) / eta)) and rows[r"\lim_{\eta\to 0^+} r^*_{0}"] == r"\infty"
+
+
+def test_pair_weights_latex_states_the_weighted_lemma_and_the_ratio():
+    from theory.data_variants import derive_pair_weights
+    from theory.losses import DPO
+    from theory.objectives import derive_objective
+    from theory.data_variants import mean_weight
+
+    rows = _latex_rows(derive_pair_weights(derive_objective(DPO).weight).latex())
+    assert list(rows) == [r"\tau\,\dot r_j", r"\tau\,\dot r_k\ \text{(idealised)}", r"\text{rate ratio to unweighted}"]
+    assert "{w}_{i}" in rows[r"\tau\,\dot r_j"] and "{c}_{i}" in rows[r"\tau\,\dot r_j"]
+    assert rows[r"\text{rate ratio to unweighted}"] == sp.latex(mean_weight)
+
+
+def test_kinks_of_a_max_of_three_lines_and_of_a_piecewise():
+    """max(0, 1 - r, 2 - 4r): the lines cross pairwise at r = 1/3, 1/2 and 1; a Piecewise switches where its
+    condition's sides meet."""
+    from theory.chain import kinks
+    from theory.symbols import r
+
+    assert kinks(sp.Max(0, 1 - r, 2 - 4 * r)) == [sp.Rational(1, 3), sp.Rational(1, 2), 1]
+    assert kinks(sp.Piecewise((1 - r, r < 1), (0, True))) == [1]
