@@ -5,7 +5,7 @@
     python scripts/mutation_testing.py report [--sample] [--markdown]       # killed/total per folder, survivors
 
 The configuration (files mutated, tests run) is [tool.mutmut] in pyproject.toml. mutmut works in mutants/
-(gitignored) and keeps its results there between runs; remove mutants/ when done. One worker (--max-children 1).
+(gitignored) and keeps its results there between runs; remove mutants/ when done. One worker unless --children.
 """
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ def mutants_by_folder() -> dict[str, dict[str, tuple[Path, int | None]]]:
     return out
 
 
-def mutmut_run(names: list[str]) -> int:
-    """`mutmut run --max-children 1 NAMES` with the environment the recorded run used."""
+def mutmut_run(names: list[str], children: int = 1) -> int:
+    """`mutmut run --max-children CHILDREN NAMES` with the environment the recorded run used."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     # Every mutant's process imports the mutated modules afresh; without bytecode caching it would compile
     # them (ten times the source: every mutant is a copy of its function) each time, about 9 s. The cache
@@ -62,7 +62,7 @@ def mutmut_run(names: list[str]) -> int:
     # mutants/ must exist before Python starts: a sys.path entry missing at startup is cached as missing.
     MUTANTS.mkdir(exist_ok=True)
     env["PYTHONPATH"] = os.pathsep.join([str(MUTANTS), *filter(None, [os.environ.get("PYTHONPATH")])])
-    return subprocess.run(["mutmut", "run", "--max-children", "1", *names], cwd=ROOT, env=env).returncode
+    return subprocess.run(["mutmut", "run", "--max-children", str(children), *names], cwd=ROOT, env=env).returncode
 
 
 def generate() -> None:
@@ -90,11 +90,11 @@ def cmd_sample(args) -> int:
         pending += [n for n in picked if args.rerun or mutants[n][1] is None]  # None: not tested yet
     SAMPLE.write_text("\n".join(chosen) + "\n")
     print(f"{len(pending)} of them to test")
-    return mutmut_run(pending) if pending else 0
+    return mutmut_run(pending, args.children) if pending else 0
 
 
 def cmd_run(args) -> int:
-    return mutmut_run(list(args.names))
+    return mutmut_run(list(args.names), args.children)
 
 
 # --- the report ---------------------------------------------------------------------------------------------
@@ -216,12 +216,17 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--rerun", action="store_true", help="test again the sampled mutants already tested")
     run = commands.add_parser("run", help="test every mutant, or those named (mutmut names or globs)")
     run.add_argument("names", nargs="*")
+    for command in (sample, run):
+        command.add_argument("--children", type=int, default=1,
+                             help="mutants tested at once (default 1; more than the free cores slows every test)")
     report = commands.add_parser("report", help="killed/total per folder and every mutant not killed")
     report.add_argument("--sample", action="store_true", help="only the mutants of the last `sample`")
     report.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "sample" and args.per_folder < 1:
         parser.error(f"--per-folder must be >= 1, got {args.per_folder}")
+    if args.command in ("sample", "run") and args.children < 1:
+        parser.error(f"--children must be >= 1, got {args.children}")
     return {"sample": cmd_sample, "run": cmd_run, "report": cmd_report}[args.command](args)
 
 

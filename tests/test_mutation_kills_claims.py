@@ -285,3 +285,14 @@ def test_lemma_b1_reports_the_first_trial_beyond_a_falsified_half_width(monkeypa
     verdict = claim.run(quick=True, seed=0)
     first = next(s for s, x in zip(seeds, per_trial) if x > bound)
     assert first > 0 and verdict.seed == first and verdict.failures == sum(x > bound for x in per_trial)
+
+
+def test_lemma_c2_reports_the_worst_case_outside_its_range():
+    """At delta_outside = 0.9 (Def. C.1 needs delta < 1/2) the report gives the largest inner product Def. C.1's
+    tilt allows, 2 cos xi sin xi with cos xi = 1 - delta^2/8, over delta."""
+    claim = get_claim("lemma-c.2")
+    outside = claim.parameters(quick=True)["delta_outside"]
+    verdict = claim.run(quick=True)
+    cos = 1 - outside**2 / 8
+    expected = 2 * cos * math.sqrt(1 - cos**2) / outside
+    assert verdict.tightness[f"delta={outside:g}: worst case / delta"] == pytest.approx(expected, rel=1e-12)

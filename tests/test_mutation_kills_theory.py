@@ -400,3 +400,21 @@ def test_kinks_of_a_max_of_three_lines_and_of_a_piecewise():
 
     assert kinks(sp.Max(0, 1 - r, 2 - 4 * r)) == [sp.Rational(1, 3), sp.Rational(1, 2), 1]
     assert kinks(sp.Piecewise((1 - r, r < 1), (0, True))) == [1]
+
+
+def test_a_loss_without_a_closed_form_trajectory_says_so():
+    """SLiC's hinge has a kink: no closed-form idealised trajectory, and the report says why."""
+    from theory.losses import SLIC
+    from theory.objectives import derive_objective
+
+    lines = derive_objective(SLIC).report_lines()
+    assert "idealised model   no closed form found (sympy cannot integrate 1/w(r))" in lines
+
+
+def test_orthogonality_signs_are_checked_on_the_whole_grid():
+    """Z in {1, 2, 3}, l_b in {1/4, 1/2, 1}, delta in {1/100, 1/10, 1/5}: the worst projection
+    P = 2 - delta (Z l_b + 2Z - 2) is at least 2 - (3 + 6 - 2)/5 = 3/5 > 0 on all of it, so all 27 points count."""
+    from theory.tight_risk_law import derive_orthogonality_bounds
+
+    result = derive_orthogonality_bounds()
+    assert result.holds and result.numbers["grid points with the safe signs"] == 27
