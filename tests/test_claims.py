@@ -184,3 +184,23 @@ def test_formulas_live_only_in_theory(formula):
     elsewhere = [str(p.relative_to(root)) for folder in ("verify", "notebooks", "benchmarks")
                  for p in (root / folder).rglob("*") if p.suffix in (".py", ".ipynb") and pattern.search(p.read_text())]
     assert elsewhere == [], f"{formula} retyped outside theory/: {elsewhere}"
+
+
+def _keys(value):
+    """The nested keys of a verdict's record (a dict's values are replaced by their own keys, or None)."""
+    return {str(k): _keys(v) for k, v in value.items()} if isinstance(value, dict) else None
+
+
+def test_every_claims_record_has_the_recorded_fields(snapshot):
+    """results.json is read by scripts: each claim's fields (parameters, details, tightness) at its quick
+    settings are those recorded, so renaming one is a decision, not an accident."""
+    import json
+
+    from verify.claims import all_claims
+
+    fields = {}
+    for claim_id, claim in sorted(all_claims().items()):
+        verdict = claim.run(quick=True)
+        fields[claim_id] = {"parameters": _keys(verdict.parameters), "details": _keys(verdict.details),
+                            "tightness": _keys(verdict.tightness)}
+    snapshot("claim_fields.json", json.dumps(fields, indent=1, ensure_ascii=False) + "\n")

@@ -296,3 +296,21 @@ def test_lemma_c2_reports_the_worst_case_outside_its_range():
     cos = 1 - outside**2 / 8
     expected = 2 * cos * math.sqrt(1 - cos**2) / outside
     assert verdict.tightness[f"delta={outside:g}: worst case / delta"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_scaling_law_trains_each_K_to_theorem_4_2s_tau_1(monkeypatch):
+    """The models are measured at tau_1 = K tau log 3/(5 beta^2), for every K swept."""
+    import verify.claims.scaling as scaling
+
+    horizons = []
+    original = scaling.train_and_measure
+
+    def spy(dist, Q, seeds, beta, tau, horizon, *rest):
+        horizons.append((dist.K, beta, tau, horizon))
+        return original(dist, Q, seeds, beta, tau, horizon, *rest)
+
+    monkeypatch.setattr(scaling, "train_and_measure", spy)
+    get_claim("scaling-law").run(quick=True, K_values="1,2")
+    assert {K for K, *_ in horizons} == {1, 2}
+    for K, beta, tau, horizon in horizons:
+        assert horizon == pytest.approx(K * tau * math.log(3) / (5 * beta**2), rel=1e-14)

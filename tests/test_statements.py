@@ -11,6 +11,7 @@ from hypothesis import example, given, strategies as st
 from theory import symbols
 from theory.concentration import LEMMA_C2, derive_lemma_c2, expected_gram_entries
 from theory.derivations import ALL_STATEMENTS, risk_bound_vacuous_until
+from theory.statements import DerivationResult
 from theory.failure_mode import FAILURE_MODE, derive_failure_threshold
 from theory.generalization import THEOREM_4_3, THEOREM_B4, refined_exponent_after_remark
 from theory.training_guarantee import (MAIN_TEXT_PROBABILITY, THEOREM_4_2, THEOREM_B3, THEOREM_C5,
@@ -271,3 +272,39 @@ def test_scaling_law_statement_and_paper_numbers():
     # the slope of Q_min in log K is the leading coefficient of the asymptotic expansion
     leading = samples_per_value_asymptotics().expressions["leading terms in log K"]
     assert leading.coeff(sp.Symbol("logK", positive=True)) == SCALING_BOUND.log_K_slope == 45
+
+
+def _derivations_without_arguments():
+    """Every public function of theory/ that returns a DerivationResult and needs no argument."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import theory
+
+    found = {}
+    for info in pkgutil.iter_modules(theory.__path__):
+        module = importlib.import_module(f"theory.{info.name}")
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if function.__module__ != module.__name__ or name.startswith("_") or "__mutmut_" in name:
+                continue  # (mutmut's copies of a function under test, x_NAME__mutmut_N, are not derivations)
+            signature = inspect.signature(function)
+            if signature.return_annotation in ("DerivationResult", DerivationResult) and all(
+                    p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                    for p in signature.parameters.values()):
+                found[f"{module.__name__}.{name}"] = function
+    return found
+
+
+def test_every_derivation_record_is_the_recorded_one(snapshot):
+    """Each derivation's name, verdict and the labels of what it derived, as the audit, `derive` and the reports
+    show them (the values themselves are tested where each is derived)."""
+    import json
+
+    records = {}
+    for name, derive in _derivations_without_arguments().items():
+        result = derive()
+        records[name] = {"claim": result.claim, "holds": result.holds, "verdict": result.verdict,
+                         "expressions": list(result.expressions), "numbers": list(result.numbers)}
+    assert len(records) >= 29
+    snapshot("derivations.json", json.dumps(records, indent=1, ensure_ascii=False) + "\n")
