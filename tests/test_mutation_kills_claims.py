@@ -113,6 +113,7 @@ def test_lemma_4_1_beyond_its_tolerance_is_violated_counted_and_exact(monkeypatc
     assert verdict.status is Status.VIOLATED
     assert verdict.failures == verdict.trials == 2 and verdict.seed == 3
     assert verdict.exact and verdict.failure_rate_upper is None
+    assert verdict.bound == single_token.FLOW_TOLERANCE and verdict.measured <= single_token.FLOW_TOLERANCE
 
 
 # --- claims/common.py --------------------------------------------------------------------------------------
@@ -314,3 +315,116 @@ def test_scaling_law_trains_each_K_to_theorem_4_2s_tau_1(monkeypatch):
     assert {K for K, *_ in horizons} == {1, 2}
     for K, beta, tau, horizon in horizons:
         assert horizon == pytest.approx(K * tau * math.log(3) / (5 * beta**2), rel=1e-14)
+
+
+def test_lemma_event_per_trial_agrees_with_the_batch_check():
+    """At a half-width between the trials' deviations, some trials hold and some fail; the per-trial decision
+    (a certificate, else the exact check of that trial alone) must equal the exact check of the whole batch."""
+    import statistics
+
+    from verify.claims.generalization import lemma_event
+    from verify.data_model import DiverseValueDistribution, concentration_events, gram_statistics
+
+    sample = DiverseValueDistribution(4, 16, 0.02, 0.25).sample(list(range(8)), 60)
+    stats = gram_statistics(sample)
+    per_trial = [max(float(x[b]) for x in stats.values()) for b in range(8)]
+    half_width = statistics.median(per_trial)
+    expected = concentration_events(sample, 1.0, half_width)["all"].tolist()
+    assert 0 < sum(expected) < 8
+    assert lemma_event(sample, 1.0, half_width, printed_centres=False) == expected
+
+
+def test_tight_risk_law_memory_estimate_takes_the_largest_point():
+    from verify.claims import tight_risk_law
+
+    one = tight_risk_law._footprint({"points": "inside-disjoint", "trials": 2})
+    both = tight_risk_law._footprint({"points": "inside-disjoint,above-floor", "trials": 2})
+    assert one == 8 * 12 * 2 * (2 * 4 * 40 * 12) and both == 8 * 12 * 2 * (2 * 2 * 10 * 200)
+
+
+# --- what the training and generalization claims run on --------------------------------------------------------
+def _distributions_built(monkeypatch):
+    import verify.data_model as data_model
+
+    built = []
+    original = data_model.DiverseValueDistribution.__post_init__
+
+    def record(self):
+        original(self)
+        built.append(self)
+
+    monkeypatch.setattr(data_model.DiverseValueDistribution, "__post_init__", record)
+    return built
+
+
+@pytest.mark.parametrize("claim_id", ["theorem-b.3", "theorem-c.5", "theorem-b.4", "theorem-c.6"])
+def test_claims_sample_from_their_own_layout_and_delta(claim_id, monkeypatch):
+    """Every noisy distribution a claim samples from has the claim's token layout and its delta."""
+    from verify.data_model import token_layout
+
+    built = _distributions_built(monkeypatch)
+    claim = get_claim(claim_id)
+    verdict = claim.run(quick=True, tokens="chain")
+    K, delta = verdict.parameters["K"], verdict.parameters.get("delta") or 0.0
+    noisy = [dist for dist in built if dist.v > 0]
+    assert noisy and all(dist.tokens == token_layout("chain", K) and dist.delta == delta for dist in noisy), claim_id
+    assert delta > 0 or not claim_id.endswith(("c.5", "c.6"))
+
+
+@pytest.mark.parametrize("claim_id", ["theorem-4.2", "theorem-b.3", "theorem-4.3", "theorem-b.4"])
+def test_a_v_chosen_by_the_claim_is_recorded(claim_id):
+    verdict = get_claim(claim_id).run(quick=True)
+    assert isinstance(verdict.parameters["v"], float) and verdict.parameters["v"] > 0
+
+
+def test_training_claim_measures_the_largest_margin_at_tau_1_against_log_3():
+    """measured: the largest training margin at tau_1 = K tau log 3/(5 beta^2), recomputed here by the flow on
+    the same draws; bound: r_U(tau_1) = log 3."""
+    from verify.data_model import DiverseValueDistribution, token_layout
+    from verify.training import gradient_flow
+
+    verdict = get_claim("theorem-b.3").run(quick=True, seed=0)
+    p = verdict.parameters
+    dist = DiverseValueDistribution(p["K"], p["d"], p["v"], p["l_b"], tokens=token_layout(p["tokens"], p["K"]))
+    sample = dist.sample(list(range(p["trials"])), p["Q"])
+    tau_1 = p["K"] * p["tau"] * math.log(3) / (5 * p["beta"] ** 2)
+    end = gradient_flow(sample, p["beta"], p["tau"], [0.0, tau_1], rtol=1e-10, atol=1e-12).train_margins[:, -1]
+    assert verdict.measured == pytest.approx(float(end.max()), abs=1e-8)
+    assert verdict.bound == pytest.approx(math.log(3), rel=1e-14)
+
+
+def test_lemma_4_1_reports_its_errors_against_its_tolerances():
+    from verify.claims.single_token import FLOW_TOLERANCE, GRADIENT_RELATIVE_TOLERANCE
+
+    verdict = get_claim("lemma-4.1").run(quick=True)
+    assert verdict.bound == FLOW_TOLERANCE and 0 <= verdict.measured <= FLOW_TOLERANCE
+    assert 0 <= verdict.details["gradient_relative_error"] <= GRADIENT_RELATIVE_TOLERANCE
+
+
+def test_flow_error_bound_covers_the_looser_run_and_the_round_off():
+    from verify.claims.common import FLOAT_EPS, flow_with_error
+    from verify.data_model import DiverseValueDistribution
+    from verify.training import gradient_flow
+
+    sample = DiverseValueDistribution(2, 4, 0.01, 0.25).sample([0, 1], 10)
+    times = [0.0, 50.0, 100.0]
+    fine, error = flow_with_error(sample, 0.1, 1.0, times)
+    coarse = gradient_flow(sample, 0.1, 1.0, times, rtol=1e-8, atol=1e-10)
+    round_off = 4 * FLOAT_EPS * float(fine.train_margins.abs().max())
+    assert error >= float((coarse.train_margins - fine.train_margins).abs().max()) + round_off * (1 - 1e-12)
+
+
+def test_lemma_4_1_instances_have_the_recorded_sizes(monkeypatch):
+    """Every instance the check draws has the vocabulary, dimension and sample count the verdict records."""
+    import verify.instances as instances
+
+    drawn = []
+    original = instances.random_instance
+
+    def spy(seed, *sizes):
+        drawn.append(sizes)
+        return original(seed, *sizes)
+
+    monkeypatch.setattr(instances, "random_instance", spy)
+    p = get_claim("lemma-4.1").run(quick=True, trials=2).parameters
+    assert drawn and set(drawn) == {(p["V"], p["d"], p["N"])}

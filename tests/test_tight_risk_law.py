@@ -226,3 +226,23 @@ def test_the_figure_uses_the_object_api(object_api_only, tmp_path):
     rows = [SamplesRow("d = 130", K, 130, 0.5, 764, 35, 54, 33.7, 36, (33, 39)) for K in (1, 2)]
     path = plots.save(draw_figure([curve], [curve], rows), tmp_path / "law.png")
     assert path.stat().st_size > 10_000
+
+
+def test_a_quantile_above_the_leading_margin_is_bracketed_upwards():
+    """Level 0.9 lies above Pr[z < leading margin], so the search widens its bracket upwards."""
+    law = worst_cluster_law(TIGHT_RISK_LAW, **D130)
+    level = 0.9
+    assert law.failure_probability(law.leading_margin) < level
+    quantile = law.quantile(level)
+    assert quantile > law.leading_margin and law.failure_probability(quantile) == pytest.approx(level, rel=1e-9)
+
+
+def test_each_points_risk_range_is_a_range_of_risks():
+    """log10 R over the trials: min <= max <= 0 (a risk is at most 1), and a trial exceeds B exactly when the
+    largest risk does."""
+    from verify.claims import get_claim
+
+    for name, point in get_claim("tight-risk-law").run(quick=True).details["per point"].items():
+        low, high = point["log10 R (exact, range over trials)"]
+        assert low <= high <= 0, name
+        assert (point["trials with R > B"] > 0) == (high > point["log10 B"]), name
