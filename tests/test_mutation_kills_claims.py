@@ -428,3 +428,36 @@ def test_lemma_4_1_instances_have_the_recorded_sizes(monkeypatch):
     monkeypatch.setattr(instances, "random_instance", spy)
     p = get_claim("lemma-4.1").run(quick=True, trials=2).parameters
     assert drawn and set(drawn) == {(p["V"], p["d"], p["N"])}
+
+
+def test_a_given_epsilon_chooses_the_default_v():
+    """theorem-b.4 with epsilon given and v left to the claim: v is the default rule's at that epsilon, which
+    differs from the rule's v at the Remark's epsilon."""
+    from theory.generalization import THEOREM_B4
+    from verify.claims.training_guarantee import probable_v
+    from verify.data_model import DiverseValueDistribution, token_layout
+
+    claim = get_claim("theorem-b.4")
+    p = claim.parameters(quick=True)
+    Z = DiverseValueDistribution(p["K"], p["d"], 0.0, p["l_b"], tokens=token_layout(p["tokens"], p["K"])).Z_pairs
+    at_given = probable_v(THEOREM_B4, p["K"], p["Q"], Z, p["d"], p["c"], 2.0)[0]
+    assert at_given != probable_v(THEOREM_B4, p["K"], p["Q"], Z, p["d"], p["c"], None)[0]
+    assert claim.run(quick=True, epsilon=2.0).parameters["v"] == at_given
+
+
+@pytest.mark.parametrize("claim_id", ["theorem-4.3", "theorem-b.4"])
+def test_generalization_contrast_points_name_the_unmet_noise_assumption(claim_id):
+    verdict = get_claim(claim_id).run(quick=True)
+    outside = verdict.details["outside assumptions"]
+    assert outside["v"] == verdict.parameters["v_outside"] > verdict.parameters["v"]
+    assert any(u.startswith("v <= ") for u in outside["unmet"]), outside["unmet"]
+
+
+def test_the_envelope_run_records_its_times_in_float64():
+    from theory.training_guarantee import THEOREM_B3
+    from verify.claims.training_guarantee import _envelope_run
+    from verify.data_model import DiverseValueDistribution
+
+    run = _envelope_run(DiverseValueDistribution(2, 4, 0.01, 0.25), 20, [0, 1], 0.1, 1.0, THEOREM_B3, 5)
+    assert run["times"].dtype == run["margins"].dtype == __import__("torch").float64
+    assert float(run["times"][-1]) == run["horizon"]
