@@ -457,7 +457,7 @@ def margin_chain(loss: PreferenceLoss, route: str = "paper", data: DataVariant =
     name = "risk bound (Theorem 4.3)"
     kappa, how = risk_kappa(route)
     values["kappa"] = kappa
-    results = {"R(P) <=": 2 * K * Q**2 * sp.exp(-Q / kappa), "kappa": kappa}
+    results = {"bound on R(P)": 2 * K * Q**2 * sp.exp(-Q / kappa), "kappa": kappa}
     note = how + "; the Gaussian tail event does not involve w"
     if data.shares is not None:
         note += ("; Q is each value's own count p_k N / 2, so the smallest share needs "
