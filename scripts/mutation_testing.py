@@ -2,7 +2,7 @@
 
     python scripts/mutation_testing.py sample --per-folder 150 --seed 14   # a seeded random sample per folder
     python scripts/mutation_testing.py run [NAME_OR_GLOB ...]               # every mutant, or some by mutmut name
-    python scripts/mutation_testing.py report [--sample] [--markdown]       # killed/total per folder, survivors
+    python scripts/mutation_testing.py report [--sample [FILE]] [--markdown]  # killed/total per folder, survivors
 
 The configuration (files mutated, tests run) is [tool.mutmut] in pyproject.toml. mutmut works in mutants/
 (gitignored) and keeps its results there between runs; remove mutants/ when done. One worker unless --children.
@@ -114,11 +114,15 @@ def mutation_of(name: str, meta: Path, cache: dict) -> tuple[str, str]:
     mangled = name.rpartition(".")[2]
     base = mangled.rpartition("__mutmut_")[0]
     original, mutant = functions.get(base + "__mutmut_orig"), functions.get(mangled)
-    function = base.removeprefix("x_").replace("ǁ", ".").strip(".")
+    function = base.removeprefix("x_").removeprefix("xǁ").replace("ǁ", ".")  # x_f: f; xǁCǁm: C.m
     if original is None or mutant is None:
         return function, "(source not found)"
+    # the def lines differ by the names mutmut gives the copies; compare them under the function's own name
+    plain = base.rpartition("ǁ")[2].removeprefix("x_")
+    original = [original[0].replace(base + "__mutmut_orig", plain), *original[1:]]
+    mutant = [mutant[0].replace(mangled, plain), *mutant[1:]]
     removed, added = [], []
-    for line in difflib.ndiff(original[1:], mutant[1:]):
+    for line in difflib.ndiff(original, mutant):
         if line.startswith("- "):
             removed.append(line[2:].strip())
         elif line.startswith("+ "):
@@ -152,7 +156,7 @@ def verdict_for(verdicts: list[dict], module: str, function: str, change: str) -
 def cmd_report(args) -> int:
     if not meta_files():
         sys.exit("mutation_testing: no mutants/ records; run `sample` or `run` first")
-    selected = set(SAMPLE.read_text().split()) if args.sample else None
+    selected = set(Path(args.sample).read_text().split()) if args.sample else None
     verdicts = load_verdicts()
     cache: dict = {}
     rows = []
@@ -181,7 +185,7 @@ def cmd_report(args) -> int:
         print(line + (f"; {untested} not run" if untested else ""))
         rows += survivors
     if rows:
-        order = {"gap": 0, "text": 1, "equivalent": 2}
+        order = {"gap": 0, "text": 1, "arbitrary": 2, "equivalent": 3}
         rows.sort(key=lambda row: (order.get(row[6], -1), row[3], row[4], row[1]))
         print()
         if args.markdown:
@@ -220,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--children", type=int, default=1,
                              help="mutants tested at once (default 1; more than the free cores slows every test)")
     report = commands.add_parser("report", help="killed/total per folder and every mutant not killed")
-    report.add_argument("--sample", action="store_true", help="only the mutants of the last `sample`")
+    report.add_argument("--sample", nargs="?", const=str(SAMPLE), metavar="FILE",
+                        help="only the mutants of the last `sample` (or of a saved sample list FILE)")
     report.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "sample" and args.per_folder < 1:

@@ -221,3 +221,9 @@ def test_failure_mode_numeric(beta_value, pairs):
     for k, (rho, flip) in enumerate(zip(odds, flip_times)):
         assert float(margins[result.at(flip), clusters[k]]) == pytest.approx(beta_value * math.log(rho), abs=1e-8)
         assert not wins_at(0.99 * flip)[k] and wins_at(1.01 * flip)[k]
+
+
+def test_eq_5_spot_check_point_is_seeded():
+    """The same instance and seed give the same witness value, so a report can be reproduced."""
+    instance = mt.multi_token_instance(3, 2, SHARED)
+    assert mt.derive_eq_5(instance).difference_at_point == mt.derive_eq_5(instance).difference_at_point
