@@ -217,10 +217,8 @@ def test_failure_mode_t_s_lies_on_the_documented_grid():
     assert all(abs(m - round(m)) < 1e-9 * max(1.0, m) for m in multiples), multiples
 
 
-@pytest.mark.parametrize("claim_id", ["theorem-b.3", "theorem-4.3", "lemma-b.1"])
-def test_contrast_runs_keep_the_claims_token_layout(claim_id, monkeypatch):
-    """The runs outside the assumptions change one parameter (v or l_b) of the claim's own distribution; the
-    token layout (here the chain, Z = 2) must stay."""
+def _distributions_built(monkeypatch):
+    """Every DiverseValueDistribution constructed from now on (until monkeypatch undoes it), in order."""
     import verify.data_model as data_model
 
     built = []
@@ -231,11 +229,21 @@ def test_contrast_runs_keep_the_claims_token_layout(claim_id, monkeypatch):
         built.append(self)
 
     monkeypatch.setattr(data_model.DiverseValueDistribution, "__post_init__", record)
+    return built
+
+
+@pytest.mark.parametrize("claim_id", ["theorem-b.3", "theorem-4.3", "lemma-b.1"])
+def test_contrast_runs_keep_the_claims_token_layout(claim_id, monkeypatch):
+    """The runs outside the assumptions change one parameter (v or l_b) of the claim's own distribution; the
+    token layout (here the chain, Z = 2) must stay."""
+    from verify.data_model import token_layout
+
+    built = _distributions_built(monkeypatch)
     claim = get_claim(claim_id)
     given = claim.parameters(quick=True)
     claim.run(quick=True, tokens="chain")
     layouts = {dist.tokens for dist in built if dist.v > 0 or dist.l_b != given["l_b"]}
-    assert len(layouts) == 1, layouts
+    assert layouts == {token_layout("chain", given["K"])}, layouts
     assert len({dist.v for dist in built} | {dist.l_b for dist in built}) > 2  # a contrast run was built
 
 
@@ -343,20 +351,6 @@ def test_tight_risk_law_memory_estimate_takes_the_largest_point():
 
 
 # --- what the training and generalization claims run on --------------------------------------------------------
-def _distributions_built(monkeypatch):
-    import verify.data_model as data_model
-
-    built = []
-    original = data_model.DiverseValueDistribution.__post_init__
-
-    def record(self):
-        original(self)
-        built.append(self)
-
-    monkeypatch.setattr(data_model.DiverseValueDistribution, "__post_init__", record)
-    return built
-
-
 @pytest.mark.parametrize("claim_id", ["theorem-b.3", "theorem-c.5", "theorem-b.4", "theorem-c.6"])
 def test_claims_sample_from_their_own_layout_and_delta(claim_id, monkeypatch):
     """Every noisy distribution a claim samples from has the claim's token layout and its delta."""
