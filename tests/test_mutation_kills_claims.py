@@ -45,16 +45,22 @@ def _fingerprint(claim):
             check.__qualname__, getattr(claim.check, "args", ()), claim.footprint(quick) if claim.footprint else None)
 
 
-def test_registration_rebuilds_the_same_registry(monkeypatch):
-    """Registering is a pure function of the claim modules: importing them again into an empty registry gives
-    the same claims (ids, texts from the statements, defaults, parameter declarations, checks, footprints)."""
+def _registered_afresh(monkeypatch) -> dict:
+    """The registry that importing every claim module again builds from empty (registration runs at import)."""
     import verify.claims as claims
 
-    before = all_claims()
+    all_claims()  # every module imported once, so that each is registered only by the reload below
     monkeypatch.setattr(claims, "_REGISTRY", {})
     for name in claims._CLAIM_MODULES:
         importlib.reload(importlib.import_module(name))
-    rebuilt = dict(claims._REGISTRY)
+    return dict(claims._REGISTRY)
+
+
+def test_registration_rebuilds_the_same_registry(monkeypatch):
+    """Registering is a pure function of the claim modules: importing them again into an empty registry gives
+    the same claims (ids, texts from the statements, defaults, parameter declarations, checks, footprints)."""
+    before = all_claims()
+    rebuilt = _registered_afresh(monkeypatch)
     assert set(rebuilt) == set(before)  # the order is that of first import, which the test session decides
     for claim_id, claim in before.items():
         assert _fingerprint(rebuilt[claim_id]) == _fingerprint(claim), claim_id
@@ -133,6 +139,7 @@ def test_ratio_of_measured_to_bound():
     from verify.claims.common import ratio
 
     assert ratio(1.0, 4.0) == 0.25
+    assert ratio(0.1, 0.5) == 0.1 / 0.5 and ratio(1e-300, 1e-200) == 1e-300 / 1e-200  # bounds below 1
     assert ratio(0.0, 0.0) == 0.0 and ratio(3.0, 0.0) == math.inf  # a bound that underflowed to 0
 
 
@@ -217,53 +224,40 @@ def test_failure_mode_t_s_lies_on_the_documented_grid():
     assert all(abs(m - round(m)) < 1e-9 * max(1.0, m) for m in multiples), multiples
 
 
-def _distributions_built(monkeypatch):
-    """Every DiverseValueDistribution constructed from now on (until monkeypatch undoes it), in order."""
-    import verify.data_model as data_model
+def _calls(monkeypatch, owner, name: str) -> list[tuple]:
+    """The positional arguments of every call of owner.name from now on (until monkeypatch undoes it)."""
+    calls, original = [], getattr(owner, name)
 
-    built = []
-    original = data_model.DiverseValueDistribution.__post_init__
+    def spy(*args):
+        calls.append(args)
+        return original(*args)
 
-    def record(self):
-        original(self)
-        built.append(self)
-
-    monkeypatch.setattr(data_model.DiverseValueDistribution, "__post_init__", record)
-    return built
+    monkeypatch.setattr(owner, name, spy)
+    return calls
 
 
 @pytest.mark.parametrize("claim_id", ["theorem-b.3", "theorem-4.3", "lemma-b.1"])
 def test_contrast_runs_keep_the_claims_token_layout(claim_id, monkeypatch):
     """The runs outside the assumptions change one parameter (v or l_b) of the claim's own distribution; the
     token layout (here the chain, Z = 2) must stay."""
-    from verify.data_model import token_layout
+    from verify.data_model import DiverseValueDistribution, token_layout
 
-    built = _distributions_built(monkeypatch)
+    constructed = _calls(monkeypatch, DiverseValueDistribution, "__post_init__")
     claim = get_claim(claim_id)
     given = claim.parameters(quick=True)
     claim.run(quick=True, tokens="chain")
+    built = [dist for (dist,) in constructed]
     layouts = {dist.tokens for dist in built if dist.v > 0 or dist.l_b != given["l_b"]}
     assert layouts == {token_layout("chain", given["K"])}, layouts
     assert len({dist.v for dist in built} | {dist.l_b for dist in built}) > 2  # a contrast run was built
 
 
-def test_ratio_of_measured_to_a_bound_below_one():
-    from verify.claims.common import ratio
-
-    assert ratio(0.1, 0.5) == 0.1 / 0.5 and ratio(1e-300, 1e-200) == 1e-300 / 1e-200
-
-
 def test_training_claims_registered_afresh_run_a_contrast_outside_the_assumptions(monkeypatch):
     """Registration runs at import; registered again, each training claim's defaults still include a contrast
     run at v_outside above B.3's v <= 1/(4 sqrt Q)."""
-    import verify.claims as claims
-
-    all_claims()  # every module imported once, so that each is registered only by the reload below
-    monkeypatch.setattr(claims, "_REGISTRY", {})
-    for name in claims._CLAIM_MODULES:
-        importlib.reload(importlib.import_module(name))
+    registry = _registered_afresh(monkeypatch)
     for claim_id in ("theorem-4.2", "theorem-b.3", "theorem-c.5"):
-        defaults = claims._REGISTRY[claim_id].defaults
+        defaults = registry[claim_id].defaults
         assert defaults["v_outside"] > 1 / (4 * math.sqrt(defaults["Q"])), claim_id
 
 
@@ -275,18 +269,25 @@ def test_registering_a_claim_twice_names_it():
         register(claim)
 
 
+def _largest_deviation_per_trial(sample) -> list[float]:
+    """Per trial, the largest deviation over the blocks of Eqs. (9)-(13), from the data model's statistics."""
+    from verify.data_model import gram_statistics
+
+    stats = gram_statistics(sample)
+    return [max(float(x[b]) for x in stats.values()) for b in range(len(sample.seeds))]
+
+
 def test_lemma_b1_reports_the_first_trial_beyond_a_falsified_half_width(monkeypatch):
     """A half-width between trial 0's largest deviation and a later trial's: the verdict names the first trial
     (in seed order) beyond it, and counts every such trial."""
     from theory.concentration import LEMMA_B1
-    from verify.data_model import DiverseValueDistribution, gram_statistics, token_layout
+    from verify.data_model import DiverseValueDistribution, token_layout
 
     claim = get_claim("lemma-b.1")
     ran = claim.run(quick=True, seed=0).parameters
     seeds = list(range(ran["trials"]))
     dist = DiverseValueDistribution(ran["K"], ran["d"], ran["v"], ran["l_b"], tokens=token_layout(ran["tokens"], ran["K"]))
-    stats = gram_statistics(dist.sample(seeds, ran["Q"]))
-    per_trial = [max(float(x[b]) for x in stats.values()) for b in range(len(seeds))]
+    per_trial = _largest_deviation_per_trial(dist.sample(seeds, ran["Q"]))
     later = [x for x in per_trial[1:] if x > per_trial[0]]
     assert later  # trial 0 is not the worst at the quick defaults
     bound = (per_trial[0] + max(later)) / 2
@@ -311,17 +312,11 @@ def test_scaling_law_trains_each_K_to_theorem_4_2s_tau_1(monkeypatch):
     """The models are measured at tau_1 = K tau log 3/(5 beta^2), for every K swept."""
     import verify.claims.scaling as scaling
 
-    horizons = []
-    original = scaling.train_and_measure
-
-    def spy(dist, Q, seeds, beta, tau, horizon, *rest):
-        horizons.append((dist.K, beta, tau, horizon))
-        return original(dist, Q, seeds, beta, tau, horizon, *rest)
-
-    monkeypatch.setattr(scaling, "train_and_measure", spy)
+    calls = _calls(monkeypatch, scaling, "train_and_measure")  # (dist, Q, seeds, beta, tau, horizon, ...)
     get_claim("scaling-law").run(quick=True, K_values="1,2")
-    assert {K for K, *_ in horizons} == {1, 2}
-    for K, beta, tau, horizon in horizons:
+    assert {dist.K for dist, *_ in calls} == {1, 2}
+    for dist, _, _, beta, tau, horizon, *_ in calls:
+        K = dist.K
         assert horizon == pytest.approx(K * tau * math.log(3) / (5 * beta**2), rel=1e-14)
 
 
@@ -331,11 +326,10 @@ def test_lemma_event_per_trial_agrees_with_the_batch_check():
     import statistics
 
     from verify.claims.generalization import lemma_event
-    from verify.data_model import DiverseValueDistribution, concentration_events, gram_statistics
+    from verify.data_model import DiverseValueDistribution, concentration_events
 
     sample = DiverseValueDistribution(4, 16, 0.02, 0.25).sample(list(range(8)), 60)
-    stats = gram_statistics(sample)
-    per_trial = [max(float(x[b]) for x in stats.values()) for b in range(8)]
+    per_trial = _largest_deviation_per_trial(sample)
     half_width = statistics.median(per_trial)
     expected = concentration_events(sample, 1.0, half_width)["all"].tolist()
     assert 0 < sum(expected) < 8
@@ -354,13 +348,12 @@ def test_tight_risk_law_memory_estimate_takes_the_largest_point():
 @pytest.mark.parametrize("claim_id", ["theorem-b.3", "theorem-c.5", "theorem-b.4", "theorem-c.6"])
 def test_claims_sample_from_their_own_layout_and_delta(claim_id, monkeypatch):
     """Every noisy distribution a claim samples from has the claim's token layout and its delta."""
-    from verify.data_model import token_layout
+    from verify.data_model import DiverseValueDistribution, token_layout
 
-    built = _distributions_built(monkeypatch)
-    claim = get_claim(claim_id)
-    verdict = claim.run(quick=True, tokens="chain")
+    constructed = _calls(monkeypatch, DiverseValueDistribution, "__post_init__")
+    verdict = get_claim(claim_id).run(quick=True, tokens="chain")
     K, delta = verdict.parameters["K"], verdict.parameters.get("delta") or 0.0
-    noisy = [dist for dist in built if dist.v > 0]
+    noisy = [dist for (dist,) in constructed if dist.v > 0]
     assert noisy and all(dist.tokens == token_layout("chain", K) and dist.delta == delta for dist in noisy), claim_id
     assert delta > 0 or not claim_id.endswith(("c.5", "c.6"))
 
@@ -412,16 +405,9 @@ def test_lemma_4_1_instances_have_the_recorded_sizes(monkeypatch):
     """Every instance the check draws has the vocabulary, dimension and sample count the verdict records."""
     import verify.instances as instances
 
-    drawn = []
-    original = instances.random_instance
-
-    def spy(seed, *sizes):
-        drawn.append(sizes)
-        return original(seed, *sizes)
-
-    monkeypatch.setattr(instances, "random_instance", spy)
+    calls = _calls(monkeypatch, instances, "random_instance")  # (seed, V, d, N)
     p = get_claim("lemma-4.1").run(quick=True, trials=2).parameters
-    assert drawn and set(drawn) == {(p["V"], p["d"], p["N"])}
+    assert calls and {args[1:] for args in calls} == {(p["V"], p["d"], p["N"])}
 
 
 def test_a_given_epsilon_chooses_the_default_v():
@@ -448,10 +434,12 @@ def test_generalization_contrast_points_name_the_unmet_noise_assumption(claim_id
 
 
 def test_the_envelope_run_records_its_times_in_float64():
+    import torch
+
     from theory.training_guarantee import THEOREM_B3
     from verify.claims.training_guarantee import _envelope_run
     from verify.data_model import DiverseValueDistribution
 
     run = _envelope_run(DiverseValueDistribution(2, 4, 0.01, 0.25), 20, [0, 1], 0.1, 1.0, THEOREM_B3, 5)
-    assert run["times"].dtype == run["margins"].dtype == __import__("torch").float64
+    assert run["times"].dtype == run["margins"].dtype == torch.float64
     assert float(run["times"][-1]) == run["horizon"]
