@@ -368,12 +368,10 @@ def _latex_rows(block: str) -> dict[str, str]:
 
 def test_label_noise_latex_has_every_derived_row():
     """DPO with flips: E[w], the rate, the fixed point log((1-eta)/eta), its slope and its eta -> 0 limit."""
-    from theory.data_variants import derive_label_noise
+    from theory.data_variants import derive_label_noise, flip_rate as eta
     from theory.losses import DPO
-    from theory.objectives import derive_objective
-    from theory.data_variants import flip_rate as eta
 
-    derived = derive_label_noise(derive_objective(DPO).weight)
+    derived = derive_label_noise(DPO.weight)
     rows = _latex_rows(derived.latex())
     assert list(rows) == [r"\mathbb E[w]", r"\tau\,\dot r", "r^*_{0}", r"\frac{\partial r^*_{0}}{\partial\eta}",
                           r"\lim_{\eta\to 0^+} r^*_{0}"]
@@ -381,12 +379,10 @@ def test_label_noise_latex_has_every_derived_row():
 
 
 def test_pair_weights_latex_states_the_weighted_lemma_and_the_ratio():
-    from theory.data_variants import derive_pair_weights
+    from theory.data_variants import derive_pair_weights, mean_weight
     from theory.losses import DPO
-    from theory.objectives import derive_objective
-    from theory.data_variants import mean_weight
 
-    rows = _latex_rows(derive_pair_weights(derive_objective(DPO).weight).latex())
+    rows = _latex_rows(derive_pair_weights(DPO.weight).latex())
     assert list(rows) == [r"\tau\,\dot r_j", r"\tau\,\dot r_k\ \text{(idealised)}", r"\text{rate ratio to unweighted}"]
     assert "{w}_{i}" in rows[r"\tau\,\dot r_j"] and "{c}_{i}" in rows[r"\tau\,\dot r_j"]
     assert rows[r"\text{rate ratio to unweighted}"] == sp.latex(mean_weight)
