@@ -41,3 +41,18 @@ def snapshot():
         assert path.exists(), f"no snapshot {path}; write it with UPDATE_SNAPSHOTS=1"
         assert text == path.read_text(), f"{name} changed; if on purpose, rerun with UPDATE_SNAPSHOTS=1 and review the diff"
     return check
+
+
+@pytest.fixture(scope="session")
+def quick_verdict():
+    """claim id -> its verdict at the quick defaults, run once per session (a claim's run is deterministic and
+    the tests only read it). Tests that patch a claim's statement or module run it themselves."""
+    from verify.claims import get_claim
+
+    verdicts = {}
+
+    def verdict(claim_id: str):
+        if claim_id not in verdicts:
+            verdicts[claim_id] = get_claim(claim_id).run(quick=True)
+        return verdicts[claim_id]
+    return verdict

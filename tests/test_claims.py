@@ -17,9 +17,9 @@ CLAIMS = ("theorem-4.2", "theorem-4.3", "lemma-b.1", "theorem-b.3", "theorem-b.4
 
 
 @pytest.mark.parametrize("claim_id", CLAIMS)
-def test_every_claim_returns_a_verdict_at_its_quick_defaults(claim_id):
+def test_every_claim_returns_a_verdict_at_its_quick_defaults(claim_id, quick_verdict):
     claim = get_claim(claim_id)
-    verdict = claim.run(quick=True)
+    verdict = quick_verdict(claim_id)
     assert verdict.claim == claim_id
     # no counterexample at the defaults, to the statement or to its proof, whichever status that earns
     assert verdict.failures == 0, verdict.summary
@@ -191,7 +191,7 @@ def _keys(value):
     return {str(k): _keys(v) for k, v in value.items()} if isinstance(value, dict) else None
 
 
-def test_every_claims_record_has_the_recorded_fields(snapshot):
+def test_every_claims_record_has_the_recorded_fields(snapshot, quick_verdict):
     """results.json is read by scripts: each claim's fields (parameters, details, tightness) at its quick
     settings are those recorded, so renaming one is a decision, not an accident."""
     import json
@@ -199,8 +199,8 @@ def test_every_claims_record_has_the_recorded_fields(snapshot):
     from verify.claims import all_claims
 
     fields = {}
-    for claim_id, claim in sorted(all_claims().items()):
-        verdict = claim.run(quick=True)
+    for claim_id in sorted(all_claims()):
+        verdict = quick_verdict(claim_id)
         fields[claim_id] = {"parameters": _keys(verdict.parameters), "details": _keys(verdict.details),
                             "tightness": _keys(verdict.tightness)}
     snapshot("claim_fields.json", json.dumps(fields, indent=1, ensure_ascii=False) + "\n")

@@ -13,11 +13,11 @@ from verify.claims import all_claims, get_claim
 from verify.verdicts import Status, clopper_pearson
 
 
-def test_a_verdict_reports_the_parameters_it_ran_at():
+def test_a_verdict_reports_the_parameters_it_ran_at(quick_verdict):
     """Every claim at its quick defaults: the verdict names the claim, has a summary line and records every
     parameter it ran at (those given as "auto" are recorded as chosen)."""
     for claim_id, claim in all_claims().items():
-        given, verdict = claim.parameters(quick=True), claim.run(quick=True)
+        given, verdict = claim.parameters(quick=True), quick_verdict(claim_id)
         assert verdict.claim == claim_id
         assert isinstance(verdict.summary, str) and verdict.summary, claim_id
         for name, value in given.items():
@@ -27,11 +27,10 @@ def test_a_verdict_reports_the_parameters_it_ran_at():
 
 
 @pytest.mark.parametrize("claim_id", ["theorem-b.3", "theorem-c.5"])
-def test_contrast_points_outside_the_assumptions_are_reported_as_such(claim_id):
+def test_contrast_points_outside_the_assumptions_are_reported_as_such(claim_id, quick_verdict):
     """The training claims also run at v_outside = 0.1, above v <= 1/(4 sqrt Q) (Q = 80 quick): the
     report must name the assumption that fails there."""
-    claim = get_claim(claim_id)
-    given, verdict = claim.parameters(quick=True), claim.run(quick=True)
+    given, verdict = get_claim(claim_id).parameters(quick=True), quick_verdict(claim_id)
     outside = verdict.details["outside assumptions"]
     assert outside["v"] == given["v_outside"] > 1 / (4 * math.sqrt(given["Q"]))
     assert any(u.startswith("v <= 1/(4 sqrt(Q))") for u in outside["unmet"]), outside
@@ -297,12 +296,11 @@ def test_lemma_b1_reports_the_first_trial_beyond_a_falsified_half_width(monkeypa
     assert first > 0 and verdict.seed == first and verdict.failures == sum(x > bound for x in per_trial)
 
 
-def test_lemma_c2_reports_the_worst_case_outside_its_range():
+def test_lemma_c2_reports_the_worst_case_outside_its_range(quick_verdict):
     """At delta_outside = 0.9 (Def. C.1 needs delta < 1/2) the report gives the largest inner product Def. C.1's
     tilt allows, 2 cos xi sin xi with cos xi = 1 - delta^2/8, over delta."""
-    claim = get_claim("lemma-c.2")
-    outside = claim.parameters(quick=True)["delta_outside"]
-    verdict = claim.run(quick=True)
+    outside = get_claim("lemma-c.2").parameters(quick=True)["delta_outside"]
+    verdict = quick_verdict("lemma-c.2")
     cos = 1 - outside**2 / 8
     expected = 2 * cos * math.sqrt(1 - cos**2) / outside
     assert verdict.tightness[f"delta={outside:g}: worst case / delta"] == pytest.approx(expected, rel=1e-12)
@@ -359,8 +357,8 @@ def test_claims_sample_from_their_own_layout_and_delta(claim_id, monkeypatch):
 
 
 @pytest.mark.parametrize("claim_id", ["theorem-4.2", "theorem-b.3", "theorem-4.3", "theorem-b.4"])
-def test_a_v_chosen_by_the_claim_is_recorded(claim_id):
-    verdict = get_claim(claim_id).run(quick=True)
+def test_a_v_chosen_by_the_claim_is_recorded(claim_id, quick_verdict):
+    verdict = quick_verdict(claim_id)
     assert isinstance(verdict.parameters["v"], float) and verdict.parameters["v"] > 0
 
 
@@ -380,10 +378,10 @@ def test_training_claim_measures_the_largest_margin_at_tau_1_against_log_3():
     assert verdict.bound == pytest.approx(math.log(3), rel=1e-14)
 
 
-def test_lemma_4_1_reports_its_errors_against_its_tolerances():
+def test_lemma_4_1_reports_its_errors_against_its_tolerances(quick_verdict):
     from verify.claims.single_token import FLOW_TOLERANCE, GRADIENT_RELATIVE_TOLERANCE
 
-    verdict = get_claim("lemma-4.1").run(quick=True)
+    verdict = quick_verdict("lemma-4.1")
     assert verdict.bound == FLOW_TOLERANCE and 0 <= verdict.measured <= FLOW_TOLERANCE
     assert 0 <= verdict.details["gradient_relative_error"] <= GRADIENT_RELATIVE_TOLERANCE
 
@@ -426,8 +424,8 @@ def test_a_given_epsilon_chooses_the_default_v():
 
 
 @pytest.mark.parametrize("claim_id", ["theorem-4.3", "theorem-b.4"])
-def test_generalization_contrast_points_name_the_unmet_noise_assumption(claim_id):
-    verdict = get_claim(claim_id).run(quick=True)
+def test_generalization_contrast_points_name_the_unmet_noise_assumption(claim_id, quick_verdict):
+    verdict = quick_verdict(claim_id)
     outside = verdict.details["outside assumptions"]
     assert outside["v"] == verdict.parameters["v_outside"] > verdict.parameters["v"]
     assert any(u.startswith("v <= ") for u in outside["unmet"]), outside["unmet"]
