@@ -232,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--per-folder must be >= 1, got {args.per_folder}")
     if args.command in ("sample", "run") and args.children < 1:
         parser.error(f"--children must be >= 1, got {args.children}")
+    if args.command == "report" and args.sample and not Path(args.sample).is_file():
+        parser.error(f"--sample: no sample list at {args.sample} (run `sample` first, or name a saved list)")
     return {"sample": cmd_sample, "run": cmd_run, "report": cmd_report}[args.command](args)
 
 
