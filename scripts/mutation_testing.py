@@ -130,27 +130,12 @@ def mutation_of(name: str, meta: Path, cache: dict) -> tuple[str, str]:
     return function, f"{' / '.join(removed)} -> {' / '.join(added) or '(line removed)'}"
 
 
-def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    from scipy.stats import beta
-
-    alpha = 1 - confidence
-    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
-    return low, high
-
-
-def load_verdicts() -> list[dict]:
-    """The hand verdicts on survivors (scripts/mutmut_survivors.toml): module, function, mutation, kind, why."""
+def load_verdicts() -> dict[tuple[str, str, str], tuple[str, str]]:
+    """The hand verdicts on survivors (scripts/mutmut_survivors.toml): (module, function, mutation) -> (kind, why)."""
     import tomllib
 
-    return tomllib.loads(VERDICTS.read_text())["survivor"] if VERDICTS.exists() else []
-
-
-def verdict_for(verdicts: list[dict], module: str, function: str, change: str) -> tuple[str, str]:
-    for entry in verdicts:
-        if (entry["module"], entry["function"], entry["mutation"]) == (module, function, change):
-            return entry["kind"], entry["why"]
-    return "unjudged", ""
+    entries = tomllib.loads(VERDICTS.read_text())["survivor"] if VERDICTS.exists() else []
+    return {(e["module"], e["function"], e["mutation"]): (e["kind"], e["why"]) for e in entries}
 
 
 def cmd_report(args) -> int:
@@ -172,7 +157,7 @@ def cmd_report(args) -> int:
                 module = n.split(".x")[0]
                 function, change = mutation_of(n, mutants[n][0], cache)
                 survivors.append((folder, n, status[n], module, function, change,
-                                  *verdict_for(verdicts, module, function, change)))
+                                  *verdicts.get((module, function, change), ("unjudged", ""))))
         equivalent = sum(row[6] == "equivalent" for row in survivors)
         line = f"{folder}: {killed}/{len(tested)} killed" if tested else f"{folder}: nothing tested"
         if tested:
@@ -203,7 +188,9 @@ def cmd_report(args) -> int:
 def _interval(k: int, n: int, selected) -> str:
     if selected is None:
         return ""
-    low, high = clopper_pearson(k, n)
+    from verify.verdicts import clopper_pearson
+
+    low, high = clopper_pearson(k, n, CONFIDENCE)
     return f", 95% CP [{100 * low:.1f}%, {100 * high:.1f}%] for the whole folder"
 
 
