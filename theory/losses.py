@@ -307,7 +307,11 @@ def parse_loss_expression(text: str, name: str | None = None) -> PreferenceLoss:
     if not f.has(r):
         raise UserInputError(f"loss expression {quoted} does not depend on r")
     loss = PreferenceLoss(name or text, f)
-    at_start = loss.weight.subs(r, 0)
+    try:
+        at_start = loss.weight.subs(r, 0)
+    except SYMPY_GAVE_UP as error:  # e.g. Max(r, 0, log(r)): sympy refuses Max(0, 0, zoo) at r = 0
+        raise UserInputError(f"loss {quoted} is not differentiable at r = 0, where every margin starts "
+                             f"(sympy cannot evaluate -f'(0): {_shown(error, 80)})") from None
     if not (at_start.is_real and at_start.is_finite):
         raise UserInputError(f"loss {quoted} is not differentiable at r = 0, where every margin starts "
                          f"(-f'(0) = {_shown(at_start, 80)})")
